@@ -1,0 +1,45 @@
+"""Answer questions with a QA model and score the answers: the path behind `python -m kit predict/evaluate`."""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from .features import collate, make_features, postprocess
+from .metrics import squad_scores
+
+
+@torch.no_grad()
+def window_logits(model, feats, pad_id: int, batch_size: int = 64, device=None):
+    """Start/end logits of every window; windows are batched by length so little padding is computed."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
+    start, end = [None] * len(feats), [None] * len(feats)
+    for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, disable=len(order) < 4 * batch_size):
+        idx = order[i:i + batch_size]
+        batch = {k: v.to(device) for k, v in collate(feats, idx, pad_id, with_labels=False).items()}
+        out = model(**batch)
+        for row, f_i in enumerate(idx):
+            n = len(feats.input_ids[f_i])
+            start[f_i] = out.start_logits[row, :n].float().cpu()
+            end[f_i] = out.end_logits[row, :n].float().cpu()
+    model.train(was_training)
+    return start, end
+
+
+def predict_answers(model, tokenizer, examples, max_length: int = 384, stride: int = 128, batch_size: int = 64,
+                    n_best: int = 20, max_answer_length: int = 30, version_2: bool | None = None,
+                    null_threshold: float = 0.0) -> dict[str, str]:
+    """{question id: answer text} for every example ("" = no answer; only when version_2)."""
+    if version_2 is None:  # answer "" only if the data can have unanswerable questions
+        version_2 = any(e.is_impossible for e in examples)
+    feats = make_features(examples, tokenizer, max_length, stride)
+    start, end = window_logits(model, feats, tokenizer.pad_token_id, batch_size)
+    return postprocess(examples, feats, start, end, n_best, max_answer_length, version_2, null_threshold)
+
+
+def evaluate_model(model, tokenizer, examples, **kwargs) -> tuple[dict, dict[str, str]]:
+    """(EM/F1 metrics over all examples, the predictions they were computed from)."""
+    predictions = predict_answers(model, tokenizer, examples, **kwargs)
+    return squad_scores(examples, predictions), predictions

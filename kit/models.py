@@ -1,0 +1,88 @@
+"""Models and tokenizers: any Hugging Face encoder with a span-extraction (QA) head.
+
+    build_qa_model(qa_config("roberta", vocab_size=8000, hidden_size=256, ...))   # from a config
+    load_qa_model("runs/demo/teacher")                                             # a local directory
+    load_qa_model("stevemobs/roberta-large-fine-tuned-squad-es")                   # a hub id (Colab)
+
+Models are loaded with eager attention: the default (SDPA) kernels return no attention maps, and
+attention maps are what dense distillation compares. The offline default trains its own byte-level
+BPE tokenizer (RoBERTa's kind) on the generated data, so nothing comes from the hub.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, BertConfig,
+                          RobertaConfig, RobertaTokenizerFast, XLMRobertaConfig)
+
+from .data import DataError
+
+CONFIG_CLASSES = {"bert": BertConfig, "roberta": RobertaConfig, "xlm-roberta": XLMRobertaConfig}
+
+
+def qa_config(arch: str = "roberta", *, vocab_size: int, hidden_size: int, num_hidden_layers: int,
+              num_attention_heads: int, intermediate_size: int | None = None, max_length: int = 512,
+              pad_token_id: int = 1, **overrides):
+    """A config for a randomly initialised encoder of a given shape (e.g. the paper's 6×512×16×3072)."""
+    if arch not in CONFIG_CLASSES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(CONFIG_CLASSES)}.")
+    if hidden_size % num_attention_heads:
+        raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}.")
+    # RoBERTa-style position ids start after the padding index, hence the two extra positions.
+    max_pos = max_length + (pad_token_id + 1 if arch != "bert" else 0)
+    return CONFIG_CLASSES[arch](vocab_size=vocab_size, hidden_size=hidden_size,
+                                num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
+                                intermediate_size=intermediate_size or 4 * hidden_size,
+                                max_position_embeddings=max_pos, pad_token_id=pad_token_id, **overrides)
+
+
+def build_qa_model(config, attn_implementation: str = "eager"):
+    return AutoModelForQuestionAnswering.from_config(config, attn_implementation=attn_implementation)
+
+
+def check_model_source(source: str):
+    path = Path(source)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise DataError(f"{source}: model directory has no config.json. Point --model at a directory "
+                            f"written by save_pretrained (e.g. runs/demo/teacher).")
+        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+            raise DataError(f"{source}: model directory has no weights (*.safetensors). Train or copy the "
+                            f"model first (notebook 01 writes runs/demo/teacher).")
+    elif source.startswith((".", "/", "runs", "results")) or source.count("/") > 1:
+        raise DataError(f"{source}: no such model directory. Check the path (or give a hub id like 'owner/name').")
+
+
+def load_qa_model(source: str, trust_remote_code: bool = False, attn_implementation: str = "eager", **kwargs):
+    """A QA model from a local directory or a hub id; a bare encoder gets a new, random QA head.
+
+    Eager attention returns attention maps (distillation needs them); "sdpa" is faster and lighter
+    where no map is needed (fine-tuning a teacher, inference).
+    """
+    check_model_source(str(source))
+    return AutoModelForQuestionAnswering.from_pretrained(str(source), attn_implementation=attn_implementation,
+                                                         trust_remote_code=trust_remote_code, **kwargs)
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False):
+    check_model_source(str(source))
+    return AutoTokenizer.from_pretrained(str(source), use_fast=True, trust_remote_code=trust_remote_code)
+
+
+def count_params(model) -> dict[str, int]:
+    """Total parameters, and those outside the embeddings (what decides compute per token)."""
+    total = sum(p.numel() for p in model.parameters())
+    emb = sum(p.numel() for n, p in model.named_parameters() if ".embeddings." in f".{n}")
+    return {"params": total, "non_embedding_params": total - emb}
+
+
+def train_tokenizer(texts, vocab_size: int = 8000, min_frequency: int = 2) -> RobertaTokenizerFast:
+    """A byte-level BPE tokenizer (RoBERTa's kind) trained locally on `texts`, with offsets."""
+    from tokenizers import ByteLevelBPETokenizer, processors
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTa's order: <pad> is id 1
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials)
+    bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
+    return RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+                                sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
+                                mask_token="<mask>", model_max_length=512)

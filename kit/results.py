@@ -1,0 +1,33 @@
+"""`runs/<profile>/summary.json`: one entry per trained model, each notebook adding its own."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+ROLES = {"teacher", "student", "baseline", "ablation", "multitask", "single_task", "int8"}
+REQUIRED = ("name", "role", "params", "non_embedding_params", "dataset", "exact_match", "f1")
+
+
+def read_summary(path) -> list[dict]:
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def record(path, entry: dict) -> list[dict]:
+    """Add `entry` to the summary at `path`, replacing an entry of the same name; returns the summary."""
+    missing = [k for k in REQUIRED if k not in entry]
+    if missing:
+        raise ValueError(f"summary entry {entry.get('name', '?')!r} lacks {missing}")
+    if entry["role"] not in ROLES:
+        raise ValueError(f"unknown role {entry['role']!r}; valid roles: {sorted(ROLES)}")
+    summary = [e for e in read_summary(path) if e["name"] != entry["name"]]
+    if entry["role"] == "teacher":  # exactly one teacher per summary: a new one replaces the old
+        summary = [e for e in summary if e["role"] != "teacher"]
+    summary.append(entry)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    os.replace(tmp, path)
+    return summary

@@ -1,0 +1,81 @@
+import pytest
+
+from kit.data import DataError, load_squad
+from conftest import shared_file, squad
+
+CTX = "Ana Morales nació en Sevilla en 1954."
+
+
+def qa(qid="q1", text="Sevilla", start=21, **kw):
+    return {"id": qid, "question": "¿Dónde nació Ana?", "answers": [{"text": text, "answer_start": start}], **kw}
+
+
+def test_a_good_file_loads(write_json):
+    examples, report = load_squad(write_json(squad(CTX, [qa()])))
+    assert len(examples) == 1 and examples[0].answers == [{"text": "Sevilla", "answer_start": 21}]
+    assert report.counts["questions"] == 1
+
+
+@pytest.mark.parametrize("obj, words", [
+    ("{not json", ["bad.json", "not valid JSON", "line 1"]),
+    ([1, 2], ["bad.json", "not a SQuAD file", "'data'"]),
+    ({"data": [{"title": "A"}]}, ["bad.json", "article 0", "'paragraphs'"]),
+    ({"data": [{"title": "A", "paragraphs": [{"qas": []}]}]}, ["article 0 ('A')", "paragraph 0", "'context'"]),
+    (squad(CTX, [{"id": "q1", "answers": []}]), ["question id q1", "'question'"]),
+    (squad(CTX, [{"id": "q1", "question": "¿?"}]), ["question id q1", "'answers'"]),
+    (squad(CTX, [qa(start="21")]), ["question id q1", "answer 0", "'answer_start'", "int"]),
+    (squad(CTX, [qa(), qa()]), ["q1", "appears twice", "unique"]),
+    (squad(CTX, [qa(is_impossible="no")]), ["q1", "'is_impossible'", "true or false"]),
+    ({"data": []}, ["no usable questions"]),
+])
+def test_bad_structure_is_a_clear_error(write_json, obj, words):
+    with pytest.raises(DataError) as e:
+        load_squad(write_json(obj))
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_non_utf8_and_missing_file(write_json, tmp_path):
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_squad(write_json('{"data": "Espa\xf1a"}'.encode("latin-1")))
+    with pytest.raises(DataError, match="no such file"):
+        load_squad(tmp_path / "nope.json")
+
+
+def test_repairs_are_made_and_counted(write_json):
+    ctx = "\ufeff" + CTX + " Luis nació en Quito."
+    qas = [qa("ok", start=22),                                             # right once the BOM goes
+           {**qa("mixed"), "answers": [{"text": "", "answer_start": -1},   # failed translation
+                                       {"text": "Sevilla", "answer_start": 5}]},  # misaligned: repaired
+           qa("gone", text="Lima", start=3),                               # not in the context at all
+           {**qa("empty"), "answers": [{"text": "", "answer_start": -1}]}]
+    examples, report = load_squad(write_json(squad(ctx, qas)))
+    c = report.counts
+    assert c["byte_order_marks_stripped"] == 1
+    assert c["empty_answers_dropped"] == 2
+    assert c["misaligned_answers_repaired"] == 1
+    assert c["answers_not_in_context_dropped"] == 1
+    assert c["questions_without_usable_answer_skipped"] == 2
+    assert [e.id for e in examples] == ["ok", "mixed"]
+    for e in examples:
+        a = e.answers[0]
+        assert e.context[a["answer_start"]:a["answer_start"] + len(a["text"])] == "Sevilla"
+        assert not e.context.startswith("\ufeff")
+
+
+def test_v2_unanswerable_kept_with_no_answers(write_json):
+    examples, report = load_squad(write_json(squad(CTX, [{"id": "u", "question": "¿Cuándo murió?",
+                                                           "answers": [], "is_impossible": True}])))
+    assert examples[0].is_impossible and examples[0].answers == []
+    assert report.counts["unanswerable"] == 1
+
+
+def test_real_squad_es_defects_are_counted():
+    examples, report = load_squad(shared_file("train-v1.1.json"))
+    c = report.counts
+    assert c["empty_answers_dropped"] == 2419          # the README's count of failed translations
+    assert c["byte_order_marks_stripped"] >= 1
+    assert c["questions"] == 3940
+    for e in examples:
+        for a in e.answers:
+            assert e.context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]

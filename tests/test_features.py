@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from kit.data import DataError, Example, load_squad
+from kit.features import Features, make_features, postprocess
+from kit.models import train_tokenizer
+from conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def real_rows():
+    examples, _ = load_squad(shared_file("test-v1.1.json"))
+    examples = examples[:400]
+    tok = train_tokenizer([e.context for e in examples] + [e.question for e in examples], vocab_size=3000)
+    return examples, tok
+
+
+def test_windows_map_back_to_gold_text_on_real_squad_es(real_rows):
+    examples, tok = real_rows
+    feats = make_features(examples, tok, max_length=128, stride=32)   # short windows: many contexts split
+    assert len(feats) > 1.5 * len(examples)
+    assert max(len(x) for x in feats.input_ids) <= 128
+    exact, found = 0, set()
+    for i in range(len(feats)):
+        s, e = feats.start_positions[i], feats.end_positions[i]
+        ex = examples[feats.example_index[i]]
+        if s == 0:
+            assert e == 0
+            continue
+        span = ex.context[feats.offsets[i][s][0]:feats.offsets[i][e][1]]
+        gold = ex.answers[0]["text"]
+        assert gold.strip() in span                 # the labelled tokens cover the whole answer...
+        assert len(span) <= len(gold) + 12          # ...and not much more (whole words around it)
+        exact += span.strip() == gold.strip()
+        found.add(ex.id)
+    labelled = sum(1 for s in feats.start_positions if s)
+    assert exact / labelled > 0.9
+    # no answer is lost at a cut: every answer fits in at least one window (all are short here)
+    assert found == {e.id for e in examples if len(tok(e.answers[0]["text"])["input_ids"]) < 60}
+
+
+def test_long_context_windows_overlap_and_label_cls_when_answer_outside():
+    ctx = " ".join(f"Frase {i} sobre nada." for i in range(60)) + " La capital es Quito."
+    ex = Example("x", "t", "¿Cuál es la capital?", ctx, [{"text": "Quito", "answer_start": ctx.index("Quito")}])
+    tok = train_tokenizer([ctx, ex.question], vocab_size=300, min_frequency=1)
+    feats = make_features([ex], tok, max_length=64, stride=16)
+    assert len(feats) > 3
+    labelled = [i for i in range(len(feats)) if feats.start_positions[i]]
+    assert labelled and all(feats.start_positions[i] == 0 for i in range(len(feats)) if i not in labelled)
+    # neighbouring windows share context characters
+    spans = [[o for o in f if o] for f in feats.offsets]
+    for a, b in zip(spans, spans[1:]):
+        assert b[0][0] < a[-1][1]
+
+
+def test_slow_tokenizer_is_refused():
+    class Slow:
+        is_fast = False
+    with pytest.raises(DataError, match="offset"):
+        make_features([Example("x", "t", "q", "c", [])], Slow())
+
+
+def test_postprocess_picks_best_valid_context_span():
+    ctx = "Ana nació en Sevilla en 1954."
+    # tokens: 0 CLS, 1-2 question, 3.. context words, last = SEP
+    offsets = [None, None, None, (0, 3), (4, 9), (10, 12), (13, 20), (21, 23), (24, 28), None]
+    feats = Features([[0] * 10], [0], [offsets], [0], [0])
+    ex = Example("x", "t", "q", ctx, [{"text": "Sevilla", "answer_start": 13}])
+    start = torch.full((10,), -5.0)
+    end = torch.full((10,), -5.0)
+    start[1], end[1] = 9.0, 9.0        # the best raw score is a question token: not allowed
+    start[6], end[6] = 5.0, 4.0        # Sevilla
+    end[5] = 6.0                       # an end before the start: not allowed
+    start[8], end[8] = 4.5, 3.5        # 1954 alone scores 8, "Sevilla en 1954" 8.5: both below 9
+    assert postprocess([ex], feats, [start], [end]) == {"x": "Sevilla"}
+    # max_answer_length in tokens: a 3-token span loses to single-token ones
+    start2, end2 = torch.full((10,), -5.0), torch.full((10,), -5.0)
+    start2[4], end2[6] = 9.0, 9.0
+    start2[8], end2[8] = 3.0, 3.0      # 6, beats "nació en" (9 - 5 = 4)
+    assert postprocess([ex], feats, [start2], [end2], max_answer_length=2) == {"x": "1954"}
+    assert postprocess([ex], feats, [start2], [end2], max_answer_length=3) == {"x": "nació en Sevilla"}
+
+
+def test_null_threshold_for_unanswerable_questions():
+    offsets = [None, (0, 3), (4, 9)]
+    feats = Features([[0] * 3], [0], [offsets], [0], [0])
+    ex = Example("u", "t", "q", "Ana nació", [], is_impossible=True)
+    start, end = torch.tensor([2.0, 1.0, -1.0]), torch.tensor([2.0, 1.0, -1.0])   # null 4, best span 2
+    assert postprocess([ex], feats, [start], [end], version_2=True) == {"u": ""}
+    assert postprocess([ex], feats, [start], [end], version_2=True, null_threshold=2.5) == {"u": "Ana"}
+    assert postprocess([ex], feats, [start], [end], version_2=False) == {"u": "Ana"}

@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kit.data import load_squad
+from kit.features import make_features
+from kit.models import build_qa_model, qa_config, train_tokenizer
+from kit.train import TrainConfig, read_log, train
+from conftest import squad
+
+PEOPLE = [("Ana", "Sevilla"), ("Luis", "Quito"), ("Marta", "Lima"), ("Pedro", "Bilbao"), ("Sara", "Cusco"),
+          ("Juan", "Toledo"), ("Elena", "Rosario"), ("Raúl", "Cádiz")]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny file, tokenizer and model: enough to exercise the loop, the saving and the CLI."""
+    d = tmp_path_factory.mktemp("tiny")
+    qas, ctxs = [], []
+    for i, (name, city) in enumerate(PEOPLE):
+        other = PEOPLE[(i + 1) % len(PEOPLE)]
+        ctx = f"{other[0]} nació en {other[1]}. {name} nació en {city}."
+        ctxs.append({"context": ctx, "qas": [{"id": f"q{i}", "question": f"¿Dónde nació {name}?",
+                                              "answers": [{"text": city, "answer_start": ctx.rindex(city)}]}]})
+    path = d / "tiny.json"
+    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": ctxs}]}, ensure_ascii=False))
+    examples, _ = load_squad(path)
+    tok = train_tokenizer([e.context + " " + e.question for e in examples], vocab_size=400, min_frequency=1)
+    cfg = qa_config("roberta", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_length=64)
+    model_dir = d / "untrained"
+    build_qa_model(cfg).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    return path, examples, tok, cfg, model_dir
+
+
+def _train(tiny, out, loss_fn=None, **kw):
+    path, examples, tok, cfg, _ = tiny
+    torch.manual_seed(0)
+    model = build_qa_model(cfg)
+    feats = make_features(examples, tok, 64, 16)
+    tc = TrainConfig(out_dir=str(out), epochs=3, batch_size=4, lr=1e-3, warmup=0.1, log_every=1, **kw)
+    extra = {"loss_fn": loss_fn} if loss_fn else {}
+    train(model, feats, tc, pad_id=tok.pad_token_id, save_extra=tok.save_pretrained, **extra)
+    return model
+
+
+def test_unknown_training_option_is_an_error():
+    with pytest.raises(ValueError, match="unknown training option.*'lr_rate'"):
+        TrainConfig().replace(lr_rate=1)
+
+
+def test_loss_goes_down_and_log_is_written(tiny, tmp_path):
+    _train(tiny, tmp_path / "m")
+    log = [e for e in read_log(tmp_path / "m") if e["kind"] == "train"]
+    assert len(log) == 6                               # 8 windows / batch 4 = 2 updates x 3 epochs
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert (tmp_path / "m" / "model.safetensors").exists() and (tmp_path / "m" / "tokenizer.json").exists()
+
+
+def test_resumed_run_ends_with_the_same_weights(tiny, tmp_path):
+    full = _train(tiny, tmp_path / "full")
+    calls = {"n": 0}
+
+    def crash_at_update_4(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt   # a user stopping the cell
+        out = model(**batch)
+        return out.loss, {}
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny, tmp_path / "cut", loss_fn=crash_at_update_4, save_every=1)
+    state = json.loads((tmp_path / "cut" / "checkpoint-last" / "trainer_state.json").read_text())
+    assert state["update"] == 3
+    resumed = _train(tiny, tmp_path / "cut", save_every=1)
+    for (n, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), n
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "kit", *args], capture_output=True, text=True)
+
+
+def test_cli_predict_and_evaluate(tiny, tmp_path):
+    path, examples, tok, cfg, _ = tiny
+    _train(tiny, tmp_path / "m")
+    r = run_cli("predict", "--model", str(tmp_path / "m"), "--data", str(path), "--out", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    preds = json.loads((tmp_path / "p.json").read_text())
+    assert set(preds) == {e.id for e in examples}
+    r = run_cli("evaluate", "--model", str(tmp_path / "m"), "--data", str(path))
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout.strip().splitlines()[-1])
+    assert metrics["n"] == len(examples) and 0 <= metrics["f1"] <= 100 and "exact_match" in metrics
+
+
+@pytest.mark.parametrize("args, words", [
+    (["evaluate", "--model", "runs/does-not-exist", "--data", "x.json"], ["runs/does-not-exist", "no such model"]),
+    (["evaluate", "--model", "MODEL", "--data", "nope.json"], ["nope.json", "no such file"]),
+])
+def test_cli_bad_input_is_one_paragraph_without_traceback(tiny, tmp_path, args, words):
+    args = [str(tiny[4]) if a == "MODEL" else a for a in args]
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in r.stderr
+
+
+def test_cli_model_dir_without_weights(tmp_path, tiny):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    r = run_cli("evaluate", "--model", str(tmp_path / "empty"), "--data", str(tiny[0]))
+    assert r.returncode == 2 and "no weights" in r.stderr and "Traceback" not in r.stderr
