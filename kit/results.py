@@ -31,3 +31,10 @@ def record(path, entry: dict) -> list[dict]:
     tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     os.replace(tmp, path)
     return summary
+
+
+def summary_entry(name: str, role: str, model, dataset: str, metrics: dict, **extra) -> dict:
+    """A summary.json entry for `model` scored on `dataset` (metrics as from kit.metrics.squad_scores)."""
+    from .models import count_params
+    return {"name": name, "role": role, **count_params(model), "dataset": dataset,
+            "exact_match": metrics["exact_match"], "f1": metrics["f1"], "n": metrics["n"], **extra}
