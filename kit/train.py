@@ -85,6 +85,19 @@ def epoch_batches(feats: Features, batch_size: int, seed: int, group_by_length: 
     return batches
 
 
+class TrainableState:
+    """The trainable parameters of a module, for checkpoints: a loss's projection, not its frozen teacher."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def state_dict(self):
+        return {n: p.detach() for n, p in self.module.named_parameters() if p.requires_grad}
+
+    def load_state_dict(self, state):
+        self.module.load_state_dict(state, strict=False)
+
+
 def _atomic_save_state(accelerator, model, state: dict, target: Path):
     """Write the training state to a fresh folder, then swap it in: a kill never leaves half a checkpoint."""
     tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
@@ -123,8 +136,12 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
 
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (p.ndim < 2 or "LayerNorm" in n)]
+    # A loss can hold trainable parts of its own (distillation's projection): train and checkpoint them too.
+    loss_module = loss_fn if isinstance(loss_fn, torch.nn.Module) else torch.nn.Module()
+    loss_module.to(accelerator.device).train()
+    named = list(model.named_parameters()) + list(loss_module.named_parameters())
+    params = [p for _, p in named if p.requires_grad]
+    no_decay = [p for n, p in named if p.requires_grad and (p.ndim < 2 or "LayerNorm" in n)]
     decay_ids = {id(p) for p in no_decay}
     groups = [{"params": [p for p in params if id(p) not in decay_ids], "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
@@ -140,6 +157,7 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_updates * world),
                                                 total_updates * world)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    accelerator.register_for_checkpointing(TrainableState(loss_module))
 
     state = {"epoch": 0, "batch": 0, "update": 0, "best": None, "history": []}
     _restore_interrupted_swap(ckpt)

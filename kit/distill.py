@@ -1,0 +1,128 @@
+"""Dense (layer-to-layer) distillation as a loss for the one training loop.
+
+    loss_fn = DistillLoss(teacher, student, LayerMap.uniform(6, 24))
+    train(student, features, cfg, pad_id=..., loss_fn=loss_fn)      # kit.train.train, as for a teacher
+
+For each batch the frozen teacher (eval mode, no gradients) and the student both read the windows;
+the loss is the weighted sum of
+    task        cross-entropy of the gold start/end tokens            (kit.losses.task_ce)
+    logits      KL(teacher ‖ student) on start and on end logits      (kit.losses.logit_kd_loss, ·T²)
+    attention   Σ over mapped layers of attention_mse                 (kit.losses.attention_mse)
+    hidden      Σ over mapped hidden states of hidden_mse, the student's projected by a learned Linear
+The paper uses all four with weight 1, T = 1, one shared projection, LayerMap.uniform.
+
+Attention maps. Eager attention returns the maps *after dropout* in train mode, which would make the
+target noisy. We register two attention functions that compute exactly what eager does but return
+  "probs":  the softmax probabilities before dropout (what the paper's code compares), or
+  "scores": the scaled scores q·kᵀ/√d before softmax (TinyBERT's choice; they are ~100x larger, so the
+            attention term weighs more against the task loss).
+Each is registered together with the eager mask function: without it, the padding mask is silently
+dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+from .layermap import LayerMap
+from .losses import attention_mse, hidden_mse, logit_kd_loss, task_ce
+
+
+def _attention(return_scores: bool):
+    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        masked = scores + attention_mask if attention_mask is not None else scores
+        probs = nn.functional.softmax(masked, dim=-1)
+        out = torch.matmul(nn.functional.dropout(probs, p=dropout, training=module.training), value)
+        return out.transpose(1, 2).contiguous(), (scores if return_scores else probs)
+    return attention
+
+
+ATTENTION_IMPLEMENTATIONS = {"probs": "kit_probs", "scores": "kit_scores"}
+for _kind, _name in ATTENTION_IMPLEMENTATIONS.items():
+    AttentionInterface.register(_name, _attention(_kind == "scores"))
+    AttentionMaskInterface.register(_name, eager_mask)
+
+
+def use_attention_maps(model, kind: str = "probs"):
+    """Make `model` return pre-dropout probabilities ("probs") or pre-softmax scores ("scores") as attentions."""
+    if kind not in ATTENTION_IMPLEMENTATIONS:
+        raise ValueError(f"attention kind {kind!r}: choose 'probs' (the paper) or 'scores' (TinyBERT).")
+    model.set_attn_implementation(ATTENTION_IMPLEMENTATIONS[kind])
+    return model
+
+
+def check_same_tokenizer(teacher_tokenizer, student_tokenizer):
+    """Dense distillation compares the same token positions, so both models must share one vocabulary."""
+    if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        raise ValueError(f"teacher and student tokenizers differ ({len(teacher_tokenizer)} vs "
+                         f"{len(student_tokenizer)} tokens): token positions would not line up. Build the student "
+                         f"with the teacher's tokenizer (kit.models.student_from_teacher does).")
+
+
+@dataclass
+class DistillWeights:
+    task: float = 1.0
+    logits: float = 1.0
+    attention: float = 1.0
+    hidden: float = 1.0
+
+
+class DistillLoss(nn.Module):
+    """loss_fn(student, batch) -> (loss, {term: value}) for kit.train.train; holds the frozen teacher
+    and the trainable projection(s) (the loop trains and checkpoints them, and never saves them
+    with the student)."""
+
+    def __init__(self, teacher, student, layer_map: LayerMap | None = None, weights: DistillWeights | None = None,
+                 temperature: float = 1.0, attention: str = "probs", projection: str = "shared",
+                 heads: str = "match"):
+        super().__init__()
+        n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+        self.layer_map = (layer_map or LayerMap.uniform(n_s, n_t)).validate(n_s, n_t)
+        self.weights = weights or DistillWeights()
+        self.temperature, self.heads = temperature, heads
+        self.teacher = teacher.eval().requires_grad_(False)
+        if self.weights.attention:
+            use_attention_maps(self.teacher, attention)
+            use_attention_maps(student, attention)
+            if heads == "match" and student.config.num_attention_heads != teacher.config.num_attention_heads:
+                raise ValueError(f"student has {student.config.num_attention_heads} heads, teacher "
+                                 f"{teacher.config.num_attention_heads}: use the same count or heads='mean'.")
+        d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
+        n_proj = {"shared": 1, "per_layer": len(self.layer_map.hidden)}[projection]
+        self.projections = nn.ModuleList(nn.Linear(d_s, d_t) for _ in range(n_proj if d_s != d_t else 0))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # the teacher stays in eval mode: no dropout in the targets
+        return self
+
+    def forward(self, student, batch):
+        w = self.weights
+        labels = {k: batch[k] for k in ("start_positions", "end_positions")}
+        inputs = {k: v for k, v in batch.items() if k not in labels}
+        mask = inputs["attention_mask"]
+        want = dict(output_attentions=bool(w.attention), output_hidden_states=bool(w.hidden))
+        s = student(**inputs, **want)
+        terms = {"task": task_ce(s.start_logits, s.end_logits, labels["start_positions"], labels["end_positions"], mask)}
+        if w.logits or w.attention or w.hidden:
+            with torch.no_grad():
+                t = self.teacher(**inputs, **want)
+        if w.logits:
+            T = self.temperature
+            terms["logits"] = (logit_kd_loss(s.start_logits, t.start_logits, T, mask)
+                               + logit_kd_loss(s.end_logits, t.end_logits, T, mask))
+        if w.attention:
+            terms["attention"] = sum(attention_mse(s.attentions[i], t.attentions[j], mask, self.heads)
+                                     for i, j in self.layer_map.attention)
+        if w.hidden:
+            proj = lambda k: self.projections[k % len(self.projections)] if len(self.projections) else None
+            terms["hidden"] = sum(hidden_mse(s.hidden_states[i], t.hidden_states[j], mask, proj(k))
+                                  for k, (i, j) in enumerate(self.layer_map.hidden))
+        loss = sum(getattr(w, name) * value for name, value in terms.items())
+        return loss, {k: v.detach() for k, v in terms.items()}
