@@ -26,7 +26,7 @@ demo: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
 	  $(PY) -m papermill --cwd . --log-output --no-progress-bar -k python3 \
-	    $$nb runs/$(PROFILE)/notebooks/$$(basename $$nb) -p profile $(PROFILE) || exit 1; \
+	    $$nb runs/$(PROFILE)/notebooks/$$(basename $$nb) $(if $(filter-out demo,$(PROFILE)),-p profile $(PROFILE)) || exit 1; \
 	done
 	@echo "executed notebooks, models and summary.json are in runs/$(PROFILE)/"
 

@@ -98,7 +98,7 @@ class TrainableState:
         self.module.load_state_dict(state, strict=False)
 
 
-def _atomic_save_state(accelerator, model, state: dict, target: Path):
+def _atomic_save_state(accelerator, state: dict, target: Path):
     """Write the training state to a fresh folder, then swap it in: a kill never leaves half a checkpoint."""
     tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -179,7 +179,7 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
     def save_checkpoint():
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            _atomic_save_state(accelerator, model, state, ckpt)
+            _atomic_save_state(accelerator, state, ckpt)
 
     def run_eval():
         model.eval()
