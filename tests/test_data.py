@@ -79,3 +79,16 @@ def test_real_squad_es_defects_are_counted():
     for e in examples:
         for a in e.answers:
             assert e.context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]
+
+
+def test_a_typo_is_not_mistaken_silently_for_a_hub_id(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_datasets(name, *args, **kwargs):
+        if name == "datasets":
+            raise ImportError("no datasets")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    with pytest.raises(DataError, match="data/trian: not a file, not a URL"):
+        load_squad("data/trian")
