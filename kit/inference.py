@@ -16,7 +16,8 @@ def window_logits(model, feats, pad_id: int, batch_size: int = 64, device=None):
     model.eval()
     order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
     start, end = [None] * len(feats), [None] * len(feats)
-    for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, disable=len(order) < 4 * batch_size):
+    for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, mininterval=5,
+                  disable=len(order) < 4 * batch_size):
         idx = order[i:i + batch_size]
         batch = {k: v.to(device) for k, v in collate(feats, idx, pad_id, with_labels=False).items()}
         out = model(**batch)

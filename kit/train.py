@@ -202,7 +202,7 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
                                        cfg.group_by_length)
         my_batches = [b[rank::world] or b[:1] for b in global_batches]  # every process gets a share
         bar = tqdm(range(state["batch"], len(my_batches)), desc=f"epoch {epoch + 1}/{total_epochs}",
-                   disable=not accelerator.is_main_process, leave=False)
+                   disable=not accelerator.is_main_process, leave=False, mininterval=5)
         for b_i in bar:
             batch = {k: v.to(accelerator.device) for k, v in collate(train_features, my_batches[b_i], pad_id).items()}
             with accelerator.accumulate(model), accelerator.autocast():
