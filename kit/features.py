@@ -46,8 +46,7 @@ def make_features(examples: list[Example], tokenizer, max_length: int = 384, str
     if stride > max_length // 2:
         raise ValueError(f"stride {stride} must be well below max_length {max_length} (e.g. 128 for 384): "
                          f"it is the number of tokens shared by neighbouring windows.")
-    pad_right = tokenizer.padding_side == "right"
-    if not pad_right:
+    if tokenizer.padding_side != "right":  # `collate` pads on the right; offsets assume it
         raise ValueError("the tokenizer pads on the left; set tokenizer.padding_side = 'right'.")
     enc = tokenizer([e.question for e in examples], [e.context for e in examples],
                     truncation="only_second", max_length=max_length, stride=stride,
