@@ -108,7 +108,7 @@ def _flat_rows_to_squad(rows: list[dict]) -> dict:
         ans = r.get("answers") or {"text": [], "answer_start": []}
         answers = [{"text": t, "answer_start": s} for t, s in zip(ans["text"], ans["answer_start"])]
         qa = {"id": r["id"], "question": r["question"], "answers": answers,
-              "is_impossible": len(answers) == 0 and r.get("is_impossible", False)}
+              "is_impossible": r.get("is_impossible", len(answers) == 0)}  # v2 rows mark it by no answers
         data.append({"title": r.get("title", ""), "paragraphs": [{"context": r["context"], "qas": [qa]}]})
     return {"version": "hub", "data": data}
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .features import Features, collate
+from .losses import task_ce
 
 
 @dataclass
@@ -62,9 +63,13 @@ class TrainConfig:
 
 
 def task_loss(model, batch):
-    """Cross-entropy of the gold start and end tokens, averaged (the HF QA head computes it)."""
-    out = model(**batch)
-    return out.loss, {"task": out.loss.detach()}
+    """Cross-entropy of the gold start and end tokens, averaged, padding masked (kit.losses.task_ce):
+    the same task term that a distilled student's loss contains, so baselines compare like with like."""
+    inputs = {k: v for k, v in batch.items() if k not in ("start_positions", "end_positions")}
+    out = model(**inputs)
+    loss = task_ce(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"],
+                   batch["attention_mask"])
+    return loss, {"task": loss.detach()}
 
 
 def epoch_batches(feats: Features, batch_size: int, seed: int, group_by_length: bool) -> list[list[int]]:

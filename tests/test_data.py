@@ -92,3 +92,14 @@ def test_a_typo_is_not_mistaken_silently_for_a_hub_id(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_datasets)
     with pytest.raises(DataError, match="data/trian: not a file, not a URL"):
         load_squad("data/trian")
+
+
+def test_hub_rows_keep_unanswerable_questions():
+    from kit.data import _flat_rows_to_squad, validate_squad
+    rows = [{"id": "a", "title": "t", "context": CTX, "question": "¿Dónde nació Ana?",
+             "answers": {"text": ["Sevilla"], "answer_start": [21]}},
+            {"id": "u", "title": "t", "context": CTX, "question": "¿Cuándo murió Ana?",
+             "answers": {"text": [], "answer_start": []}}]
+    examples, report = validate_squad(_flat_rows_to_squad(rows), "hub-id")
+    assert [(e.id, e.is_impossible) for e in examples] == [("a", False), ("u", True)]
+    assert report.counts["questions_without_usable_answer_skipped"] == 0
