@@ -30,6 +30,7 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from .layermap import LayerMap
 from .losses import attention_mse, hidden_mse, logit_kd_loss, task_ce
+from .train import train
 
 
 def _attention(return_scores: bool):
@@ -126,3 +127,33 @@ class DistillLoss(nn.Module):
                                   for k, (i, j) in enumerate(self.layer_map.hidden))
         loss = sum(getattr(w, name) * value for name, value in terms.items())
         return loss, {k: v.detach() for k, v in terms.items()}
+
+
+def distill(teacher, student, features, cfg, *, pad_id: int, stages: str = "one", weights: DistillWeights | None = None,
+            layer_map: LayerMap | None = None, temperature: float = 1.0, attention: str = "probs",
+            projection: str = "shared", heads: str = "match", evaluate=None, save_extra=None) -> list[dict]:
+    """Distil `teacher` into `student` with kit.train.train; return the log of every stage.
+
+    stages="one" (the paper): every term of `weights` from the first step. stages="two" (TinyBERT, deepset):
+    first the student's layers learn to imitate the teacher's (the attention and hidden weights, in
+    cfg.out_dir/stage1), then its prediction layer (the task and logits weights), each for cfg.epochs.
+    Only the student is saved, in cfg.out_dir: the projection lives in the loss, so the saved model is a
+    plain AutoModelForQuestionAnswering.
+    """
+    w = weights or DistillWeights()
+    if stages == "one":
+        plan = (w,)
+    elif stages == "two":
+        plan = (DistillWeights(task=0.0, logits=0.0, attention=w.attention, hidden=w.hidden),
+                DistillWeights(task=w.task, logits=w.logits, attention=0.0, hidden=0.0))
+    else:
+        raise ValueError(f"stages {stages!r}: choose 'one' (the paper) or 'two' (TinyBERT).")
+    history = []
+    for k, stage_weights in enumerate(plan):
+        last = k == len(plan) - 1
+        stage_cfg = cfg if last else cfg.replace(out_dir=f"{cfg.out_dir}/stage{k + 1}")
+        loss_fn = DistillLoss(teacher, student, layer_map, stage_weights, temperature, attention, projection, heads)
+        # Before the last stage the QA head has not been trained, so F1 would choose nothing: no evaluation.
+        history += train(student, features, stage_cfg, pad_id=pad_id, loss_fn=loss_fn,
+                         evaluate=evaluate if last else None, save_extra=save_extra)
+    return history

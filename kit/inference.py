@@ -44,3 +44,11 @@ def evaluate_model(model, tokenizer, examples, **kwargs) -> tuple[dict, dict[str
     """(EM/F1 metrics over all examples, the predictions they were computed from)."""
     predictions = predict_answers(model, tokenizer, examples, **kwargs)
     return squad_scores(examples, predictions), predictions
+
+
+def answer(model, tokenizer, question: str, context: str, max_length: int = 384, stride: int = 128) -> str:
+    """One answer to one question: what `pipeline("question-answering")` did before transformers 5.3
+    removed it. Always a span of `context` (the best one), never "no answer"."""
+    from .data import Example
+    ex = Example(id="q", title="", question=question, context=context, answers=[], is_impossible=False)
+    return predict_answers(model, tokenizer, [ex], max_length, stride, version_2=False)["q"]

@@ -219,7 +219,7 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
                         f"Lower the learning rate, or use bf16 instead of fp16.")
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)  # the projection too
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
