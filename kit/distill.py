@@ -63,7 +63,8 @@ def check_same_tokenizer(teacher_tokenizer, student_tokenizer):
     if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
         raise ValueError(f"teacher and student tokenizers differ ({len(teacher_tokenizer)} vs "
                          f"{len(student_tokenizer)} tokens): token positions would not line up. Build the student "
-                         f"with the teacher's tokenizer (kit.models.student_from_teacher does).")
+                         f"with kit.student.build_student (it keeps the teacher's vocabulary) and save the "
+                         f"teacher's tokenizer beside it.")
 
 
 @dataclass

@@ -103,12 +103,10 @@ class TrainableState:
         self.module.load_state_dict(state, strict=False)
 
 
-def _atomic_save_state(accelerator, state: dict, target: Path):
-    """Write the training state to a fresh folder, then swap it in: a kill never leaves half a checkpoint."""
-    tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    (tmp / "trainer_state.json").write_text(json.dumps(state))
+def _swap_in(tmp: Path, target: Path):
+    """Replace `target` by the complete folder `tmp` with two renames: a kill at any moment leaves either
+    the new checkpoint, or the previous one (as target or, between the renames, as target.old)."""
+    old = target.with_name(target.name + ".old")
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
@@ -133,7 +131,11 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
     mp = cfg.mixed_precision
     if mp == "auto":
         mp = "fp16" if torch.cuda.is_available() else "no"
-    accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum)
+    # Several processes without CUDA (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
+    # accelerate forms the gloo process group only when told that it runs on CPU.
+    several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum,
+                              cpu=several_cpu_processes)
     set_seed(cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +161,8 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
     updates_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total_updates = max(1, math.ceil(updates_per_epoch * cfg.epochs))
     # accelerate steps a prepared scheduler once per process at each update, hence the factor `world`
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_updates * world),
+    # (warm-up rounded in updates first, so that 1 and N processes follow the same schedule)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_updates) * world,
                                                 total_updates * world)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accelerator.register_for_checkpointing(TrainableState(loss_module))
@@ -182,9 +185,19 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
                 f.write(json.dumps(entry) + "\n")
 
     def save_checkpoint():
+        # Written to a fresh folder, then swapped in. Every process saves (its own RNG state goes into
+        # random_states_<rank>.pkl; the main process writes weights, optimiser and scheduler).
+        tmp = ckpt.with_name(ckpt.name + ".tmp")
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            _atomic_save_state(accelerator, state, ckpt)
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / "trainer_state.json").write_text(json.dumps(state))
+            _swap_in(tmp, ckpt)
+        accelerator.wait_for_everyone()
 
     def run_eval():
         model.eval()
@@ -231,7 +244,10 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
                 state["update"] += 1
                 if state["update"] % cfg.log_every == 0 or state["update"] == total_updates:
                     k = running.pop("_n")
-                    entry = {k_: v / k for k_, v in running.items()}
+                    # the mean over all processes: what one process with the whole global batch would log
+                    means = accelerator.reduce(torch.tensor(list(running.values()), device=accelerator.device) / k,
+                                               reduction="mean")
+                    entry = dict(zip(running, means.tolist()))
                     log({"kind": "train", "epoch": epoch + b_i / len(my_batches), "update": state["update"],
                          "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - t0, 1), **entry})
                     bar.set_postfix(loss=f"{entry['loss']:.3f}")

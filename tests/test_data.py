@@ -103,3 +103,12 @@ def test_hub_rows_keep_unanswerable_questions():
     examples, report = validate_squad(_flat_rows_to_squad(rows), "hub-id")
     assert [(e.id, e.is_impossible) for e in examples] == [("a", False), ("u", True)]
     assert report.counts["questions_without_usable_answer_skipped"] == 0
+
+
+def test_answer_offsets_past_the_context_are_repaired_or_dropped_and_counted(write_json):
+    ctx = "Ana nació en Sevilla. Luis nació en Quito."
+    qas = [{"id": "far", "question": "¿Dónde nació Luis?", "answers": [{"text": "Quito", "answer_start": 999}]},
+           {"id": "nowhere", "question": "¿Dónde nació Eva?", "answers": [{"text": "Lima", "answer_start": 999}]}]
+    examples, report = load_squad(write_json(squad(ctx, qas)))
+    assert report.counts["misaligned_answers_repaired"] == 1 and report.counts["answers_not_in_context_dropped"] == 1
+    assert [(e.id, e.answers[0]["answer_start"]) for e in examples] == [("far", ctx.index("Quito"))]

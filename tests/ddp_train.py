@@ -1,0 +1,45 @@
+"""Train the tiny QA model of the reliability tests; run by tests/test_reliability.py, alone or under
+`accelerate launch --num_processes 2`, so that both runs see the same global batch.
+
+    python tests/ddp_train.py OUT_DIR PER_PROCESS_BATCH
+"""
+import json
+import sys
+
+import torch
+
+from kit.data import load_squad
+from kit.features import make_features
+from kit.models import build_qa_model, qa_config, train_tokenizer
+from kit.train import TrainConfig, train
+
+PEOPLE = [("Ana", "Sevilla"), ("Luis", "Quito"), ("Marta", "Lima"), ("Pedro", "Bilbao"), ("Sara", "Cusco"),
+          ("Juan", "Toledo"), ("Elena", "Rosario"), ("Raúl", "Cádiz")]
+
+
+def tiny_squad() -> dict:
+    paragraphs = []
+    for i, (name, city) in enumerate(PEOPLE):
+        other = PEOPLE[(i + 1) % len(PEOPLE)]
+        ctx = f"{other[0]} nació en {other[1]}. {name} nació en {city}."
+        paragraphs.append({"context": ctx, "qas": [{"id": f"q{i}", "question": f"¿Dónde nació {name}?",
+                                                    "answers": [{"text": city, "answer_start": ctx.rindex(city)}]}]})
+    return {"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}
+
+
+if __name__ == "__main__":
+    out, batch = sys.argv[1], int(sys.argv[2])
+    path = f"{out}.data.json"
+    with open(path, "w") as f:
+        json.dump(tiny_squad(), f, ensure_ascii=False)
+    examples, _ = load_squad(path)
+    tok = train_tokenizer([e.context + " " + e.question for e in examples], vocab_size=400, min_frequency=1)
+    # no dropout: each process draws its own dropout masks, which would make the two runs differ
+    cfg = qa_config("roberta", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_length=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = build_qa_model(cfg)
+    feats = make_features(examples, tok, 64, 16)
+    tc = TrainConfig(out_dir=out, epochs=4, batch_size=batch, lr=3e-3, warmup=0.1, log_every=1, num_threads=1,
+                     group_by_length=False)
+    train(model, feats, tc, pad_id=tok.pad_token_id)

@@ -1,0 +1,141 @@
+"""Interruptions and several processes: a killed run resumes to the same result; 2 CPU processes
+follow the same loss trajectory as 1 process with the same global batch."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kit.data import load_squad
+from kit.models import build_qa_model, qa_config, train_tokenizer
+from kit.train import _restore_interrupted_swap, read_log
+from ddp_train import tiny_squad
+
+ROOT = Path(__file__).resolve().parents[1]
+HELPER = ROOT / "tests" / "ddp_train.py"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("kill")
+    (d / "tiny.json").write_text(json.dumps(tiny_squad(), ensure_ascii=False))
+    examples, _ = load_squad(d / "tiny.json")
+    tok = train_tokenizer([e.context + " " + e.question for e in examples], vocab_size=400, min_frequency=1)
+    cfg = qa_config("roberta", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_length=64)   # dropout on: the RNG state must be restored too
+    torch.manual_seed(0)
+    build_qa_model(cfg).save_pretrained(d / "untrained")
+    tok.save_pretrained(d / "untrained")
+    return d
+
+
+def train_cmd(d, out):
+    # batch 1: 8 updates per epoch; a checkpoint after every update, so the kill lands mid-epoch
+    return [sys.executable, "-m", "kit", "train", "--model", str(d / "untrained"), "--train", str(d / "tiny.json"),
+            "--eval", str(d / "tiny.json"), "--out", str(out), "--max-length", "64", "--stride", "16",
+            "--epochs", "12", "--batch-size", "1", "--lr", "1e-3", "--save-every", "1", "--threads", "1"]
+
+
+def evals(out):
+    return [(e["epoch"], e["exact_match"], e["f1"]) for e in read_log(out) if e["kind"] == "eval"]
+
+
+def test_a_killed_run_resumes_to_the_same_metrics_and_weights(tiny_dir, tmp_path):
+    full = subprocess.run(train_cmd(tiny_dir, tmp_path / "full"), env=ENV, capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(train_cmd(tiny_dir, cut), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = cut / "checkpoint-last" / "trainer_state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads(state_file.read_text())["update"] >= 21:   # epoch 3 of 12, mid-epoch
+                break
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)   # a real kill: no cleanup, possibly in the middle of a save
+    proc.wait()
+
+    resumed = subprocess.run(train_cmd(tiny_dir, cut), env=ENV, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    assert evals(cut) == evals(tmp_path / "full") and len(evals(cut)) == 12
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_kill_between_the_two_renames_keeps_the_previous_checkpoint(tmp_path):
+    ckpt, old, tmp = tmp_path / "checkpoint-last", tmp_path / "checkpoint-last.old", tmp_path / "checkpoint-last.tmp"
+    old.mkdir()
+    (old / "trainer_state.json").write_text('{"update": 7}')
+    tmp.mkdir()                          # a new checkpoint that was still being written: never used
+    (tmp / "model.safetensors").write_bytes(b"half")
+    _restore_interrupted_swap(ckpt)
+    assert json.loads((ckpt / "trainer_state.json").read_text())["update"] == 7 and not old.exists()
+
+
+def run_helper(launcher, out, batch):
+    r = subprocess.run([*launcher, str(HELPER), str(out), str(batch)], env=ENV, capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return [e for e in read_log(out) if e["kind"] == "train"]
+
+
+def test_two_cpu_processes_follow_one_process_with_the_same_global_batch(tmp_path):
+    one = run_helper([sys.executable], tmp_path / "one", 4)
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    two = run_helper(accelerate, tmp_path / "two", 2)
+    assert [e["update"] for e in two] == [e["update"] for e in one] == list(range(1, 9))
+    assert [e["lr"] for e in two] == pytest.approx([e["lr"] for e in one], rel=1e-9)
+    assert [e["loss"] for e in two] == pytest.approx([e["loss"] for e in one], rel=1e-5)
+    assert one[-1]["loss"] < one[0]["loss"] - 0.3        # it learned something worth comparing
+    # each process saved its own RNG state in the checkpoint
+    assert {p.name for p in (tmp_path / "two" / "checkpoint-last").glob("random_states_*.pkl")} == \
+        {"random_states_0.pkl", "random_states_1.pkl"}
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    # Weight matrices agree; biases whose gradient is float noise (the QA bias shifts every position's logit
+    # alike, so the loss ignores it) are pushed by Adam's normalised noise, which differs between the runs.
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a if a[k].ndim == 2)
+
+
+def test_teacher_and_student_tokenizers_must_be_the_same():
+    from kit.distill import check_same_tokenizer
+    texts = ["Ana nació en Sevilla.", "¿Dónde nació Ana?"] * 5
+    a = train_tokenizer(texts, vocab_size=300, min_frequency=1)
+    b = train_tokenizer(texts + ["Luis trabaja en Quito."] * 5, vocab_size=300, min_frequency=1)
+    check_same_tokenizer(a, a)
+    with pytest.raises(ValueError, match="tokenizers differ.*build_student"):
+        check_same_tokenizer(a, b)
+
+
+def test_a_nan_loss_stops_with_the_update_number_and_keeps_the_last_good_checkpoint(tiny_dir, tmp_path):
+    from kit.features import make_features
+    from kit.models import load_qa_model, load_tokenizer
+    from kit.train import TrainConfig, task_loss, train
+    examples, _ = load_squad(tiny_dir / "tiny.json")
+    tok = load_tokenizer(tiny_dir / "untrained")
+    model = load_qa_model(tiny_dir / "untrained")
+    calls = {"n": 0}
+
+    def diverges_at_update_6(m, batch):
+        calls["n"] += 1
+        loss, terms = task_loss(m, batch)
+        return (loss * float("nan") if calls["n"] == 6 else loss), terms
+    cfg = TrainConfig(out_dir=str(tmp_path / "m"), epochs=2, batch_size=1, save_every=2, seed=0)
+    with pytest.raises(FloatingPointError, match=r"nan at update 5 \(epoch 1, batch 5\).*checkpoint-last"):
+        train(model, make_features(examples, tok, 64, 16), cfg, pad_id=tok.pad_token_id, loss_fn=diverges_at_update_6)
+    state = json.loads((tmp_path / "m" / "checkpoint-last" / "trainer_state.json").read_text())
+    assert state["update"] == 4                       # the last checkpoint before the bad step
+    weights = load_file(tmp_path / "m" / "checkpoint-last" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
