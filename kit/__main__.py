@@ -1,8 +1,9 @@
-"""Command line: `python -m kit {predict,evaluate,train,generate-data} ...` (see `--help` of each).
+"""Command line: `python -m kit {predict,evaluate,train,bench,generate-data} ...` (see `--help` of each).
 
     python -m kit predict  --model runs/demo/teacher --data data/test.json --out pred.json
     python -m kit evaluate --model runs/demo/teacher --data data/test.json     # last line: one JSON object
     python -m kit train    --model DIR_OR_HUB_ID --train train.json --out runs/x/teacher --epochs 3
+    python -m kit bench    --paper-pair --model runs/demo/teacher --int8 --data data/test.json
 
 Bad input ends with a one-paragraph message naming the file, the place and the fix, and exit
 code 2; `--debug` shows the Python traceback instead.
@@ -82,6 +83,69 @@ def cmd_train(args):
     print(json.dumps({"out": args.out, "train_seconds": round(time.time() - t0, 1)}))
 
 
+def cmd_bench(args):
+    import os
+    import platform
+    import torch
+    from .bench import bench_shapes, flops_per_token, quantize_int8, speedup_table, state_size_mb
+    from .models import build_qa_model, count_params, load_qa_model, load_tokenizer, qa_config
+    from .results import run_dir
+    from .student import PAPER_STUDENT, student_config
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else run_dir(args.profile) / "benchmark.json"
+    shapes = dict(batch_sizes=args.batch_sizes, seq_lens=args.seq_lens, warmup=args.warmup, repeats=args.repeats)
+    gpu = torch.cuda.is_available()
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                         f"{torch.cuda.get_device_name() if gpu else 'no GPU'}",
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "settings": shapes, "models": []}
+
+    def add(name, model, config, variant, tok=None):
+        # int8 layers hold packed weights, not Parameters: count the fp32 model's, weigh the int8 one's
+        counts = count_params(model) if variant != "int8" else {k: report["models"][-1][k] for k in
+                                                                  ("params", "non_embedding_params")}
+        entry = {"name": name, "variant": variant, **counts, "size_mb": round(state_size_mb(model), 1),
+                 "flops_per_token": {str(s): flops_per_token(config, s) for s in args.seq_lens},
+                 "rows": bench_shapes(model, config.vocab_size, **shapes)}
+        if args.data and tok is not None:
+            from .data import load_squad
+            from .inference import evaluate_model
+            examples, _ = load_squad(args.data)
+            max_len = max(args.seq_lens)
+            metrics, _ = evaluate_model(model, tok, examples, max_length=max_len, stride=min(128, max_len // 4))
+            entry.update(dataset=args.data, exact_match=metrics["exact_match"], f1=metrics["f1"], n=metrics["n"])
+        report["models"].append(entry)
+        print(json.dumps({k: v for k, v in entry.items() if k != "flops_per_token"}))
+        return entry
+
+    def variants(name, model, config, tok=None):
+        device = "cuda" if gpu else "cpu"
+        rows = add(name, model.to(device), config, "fp32", tok)["rows"]
+        if gpu:
+            add(name, model.to(torch.bfloat16), config, "bf16", tok)
+            model.float()
+        elif args.int8:
+            add(name, quantize_int8(model), config, "int8", tok)
+        return rows
+
+    if args.paper_pair:   # the paper's shapes with random weights: speed does not depend on the weights
+        t_cfg = qa_config("roberta", vocab_size=50262, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                          intermediate_size=4096)
+        s_cfg = student_config(t_cfg, **PAPER_STUDENT)
+        torch.manual_seed(0)
+        t_rows = variants("paper_teacher", build_qa_model(t_cfg, "sdpa").eval(), t_cfg)
+        s_rows = variants("paper_student", build_qa_model(s_cfg, "sdpa").eval(), s_cfg)
+        report["paper_pair"] = speedup_table(t_rows, s_rows, t_cfg, s_cfg)
+        for row in report["paper_pair"]:
+            print(json.dumps({"paper_pair": row}))
+    for path in args.model or []:
+        model = load_qa_model(path, attn_implementation="sdpa").eval()
+        variants(Path(path).name, model, model.config, load_tokenizer(path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+
+
 def cmd_generate(args):
     from .generate import write_default_data
     for split, path in write_default_data(args.out, args.seed).items():
@@ -116,6 +180,20 @@ def main(argv=None):
     p.add_argument("--freeze-word-embeddings", action="store_true")
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("bench", help="latency, throughput, FLOPs (and F1) of models; writes benchmark.json")
+    p.add_argument("--model", action="append", help="a saved QA model directory (repeat for several)")
+    p.add_argument("--paper-pair", action="store_true", help="also the paper's RoBERTa-large teacher and 6x512 "
+                   "student shapes, random weights, with their measured speed-up and FLOPs ratio")
+    p.add_argument("--int8", action="store_true", help="also int8 dynamic quantisation (CPU)")
+    p.add_argument("--data", help="also score every variant on this SQuAD-format file")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--seq-lens", type=int, nargs="+", default=[384])
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--profile", default="demo", help="writes runs/<profile>/benchmark.json")
+    p.add_argument("--out", help="another place for the JSON")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("generate-data", help="regenerate the embedded Spanish data set")
     p.add_argument("--out", default="data")
     p.add_argument("--seed", type=int, default=0)

@@ -62,3 +62,57 @@ def flops_per_token(config, seq_len: int) -> int:
     glu = 2 if config.model_type == "modernbert" else 1     # ModernBERT's GLU doubles the input projection
     per_layer = 2 * (4 * d * d + (glu + 1) * d * f) + 4 * seq_len * d
     return n * per_layer + 2 * d * 2
+
+
+def random_batch(vocab_size: int, batch_size: int, seq_len: int, seed: int = 0) -> dict:
+    """Token ids with no padding: speed does not depend on which tokens, only on how many."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=g)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def quantize_int8(model):
+    """A copy with every nn.Linear in int8 (dynamic quantisation: weights stored in int8, activations
+    quantised on the fly), for CPU inference. Embeddings and LayerNorms stay fp32."""
+    import copy
+    import warnings
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao, but it is what the pinned torch ships
+        warnings.simplefilter("ignore")   # also quantize_per_tensor's notes on its own deprecation
+        from torch.ao.quantization import quantize_dynamic
+        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def bench_shapes(model, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), warmup: int = 2,
+                 repeats: int = 10) -> list[dict]:
+    """Latency (median, p90) and throughput of `model` over batch sizes and sequence lengths."""
+    rows = []
+    for seq in seq_lens:
+        for bs in batch_sizes:
+            times = sorted(time_forward(model, random_batch(vocab_size, bs, seq), warmup, repeats))
+            med = statistics.median(times)
+            rows.append({"batch_size": bs, "seq_len": seq, "latency_ms": round(med, 3),
+                         "latency_p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
+                         "sequences_per_s": round(1000 * bs / med, 2), "tokens_per_s": round(1000 * bs * seq / med, 1)})
+    return rows
+
+
+def speedup_table(teacher_rows: list[dict], student_rows: list[dict], teacher_config, student_config) -> list[dict]:
+    """Measured speed-up next to the FLOPs ratio (the most a student of that size can gain) per shape."""
+    out = []
+    for t, s in zip(teacher_rows, student_rows):
+        assert (t["batch_size"], t["seq_len"]) == (s["batch_size"], s["seq_len"])
+        ratio = flops_per_token(teacher_config, t["seq_len"]) / flops_per_token(student_config, t["seq_len"])
+        speedup = t["latency_ms"] / s["latency_ms"]
+        out.append({"batch_size": t["batch_size"], "seq_len": t["seq_len"], "teacher_ms": t["latency_ms"],
+                    "student_ms": s["latency_ms"], "speedup": round(speedup, 2), "flops_ratio": round(ratio, 2),
+                    "speedup_over_flops_ratio": round(speedup / ratio, 3)})
+    return out
+
+
+def state_size_mb(model) -> float:
+    """Megabytes of the model's state as torch.save writes it (int8 weights included as packed)."""
+    import io
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell() / 2**20

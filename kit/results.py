@@ -3,10 +3,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 ROLES = {"teacher", "student", "baseline", "ablation", "multitask", "single_task", "int8"}
 REQUIRED = ("name", "role", "params", "non_embedding_params", "dataset", "exact_match", "f1")
+
+
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def run_dir(profile: str) -> Path:
+    """runs/<profile>/, refusing a name that would write elsewhere ("../x", "/tmp/x", "a/b")."""
+    if not PROFILE_NAME.fullmatch(profile) or ".." in profile:
+        raise ValueError(f"profile {profile!r}: use letters, digits, '_', '-' and '.', so that results stay "
+                         f"under runs/.")
+    return Path("runs") / profile
 
 
 def read_summary(path) -> list[dict]:

@@ -24,3 +24,58 @@ def test_time_forward_returns_one_time_per_repeat_and_restores_mode():
     times = time_forward(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, warmup=1, repeats=5)
     assert len(times) == 5 and all(t > 0 for t in times)
     assert model.training
+
+
+def test_int8_copy_is_close_to_fp32_and_leaves_the_original_alone():
+    from kit.bench import quantize_int8, random_batch
+    torch.manual_seed(0)
+    model = build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, max_length=64)).eval()
+    batch = random_batch(100, 2, 32)
+    with torch.no_grad():
+        ref, q = model(**batch), quantize_int8(model)(**batch)
+    assert type(model.qa_outputs) is torch.nn.Linear                      # the fp32 model is untouched
+    err = (q.start_logits - ref.start_logits).abs().max() / ref.start_logits.abs().max()
+    assert 0 < err < 0.1
+
+
+def test_speedup_table_divides_latencies_and_flops():
+    from kit.bench import speedup_table
+    t_cfg = qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                      max_length=64)
+    s_cfg = qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                      max_length=64)
+    rows = speedup_table([{"batch_size": 1, "seq_len": 64, "latency_ms": 12.0}],
+                         [{"batch_size": 1, "seq_len": 64, "latency_ms": 4.0}], t_cfg, s_cfg)
+    ratio = flops_per_token(t_cfg, 64) / flops_per_token(s_cfg, 64)
+    assert 3.9 < ratio < 4.0                 # four layers against one, plus one shared QA head
+    assert rows[0]["speedup"] == 3.0 and rows[0]["flops_ratio"] == round(ratio, 2)
+    assert rows[0]["speedup_over_flops_ratio"] == round(3.0 / ratio, 3)
+
+
+def test_profile_names_cannot_write_outside_runs():
+    import pytest
+    from kit.results import run_dir
+    assert str(run_dir("es-local")) == "runs/es-local"
+    for bad in ["../etc", "/tmp/x", "a/b", "..", ""]:
+        with pytest.raises(ValueError, match="stay under runs/"):
+            run_dir(bad)
+
+
+def test_bench_cli_writes_latency_flops_and_int8_rows(tmp_path):
+    import json
+    import subprocess
+    import sys
+    model_dir = tmp_path / "m"
+    build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             max_length=64)).save_pretrained(model_dir)
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "kit", "bench", "--model", str(model_dir), "--int8", "--seq-lens", "32",
+                        "--batch-sizes", "1", "2", "--repeats", "3", "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert [m["variant"] for m in report["models"]] == ["fp32", "int8"]
+    fp32, int8 = report["models"]
+    assert [(row["batch_size"], row["seq_len"]) for row in fp32["rows"]] == [(1, 32), (2, 32)]
+    assert all(row["latency_ms"] > 0 for row in fp32["rows"] + int8["rows"])
+    assert fp32["flops_per_token"]["32"] > 0 and int8["params"] == fp32["params"]

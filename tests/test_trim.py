@@ -1,0 +1,64 @@
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from kit.models import build_qa_model, qa_config, train_tokenizer
+from kit.trim import size_on_disk_mb, trim_vocabulary, used_token_ids
+
+SPANISH = ["¿Dónde nació Lucía Gómez?", "Lucía Gómez nació en Sevilla en 1954 y trabaja como arquitecta.",
+           "¿Cuántos habitantes tiene Villanueva del Río?", "Villanueva del Río cuenta con 3.200 habitantes."]
+OTHER = ["The quick brown fox jumps over the lazy dog.", "Der schnelle braune Fuchs springt.",
+         "Le renard brun rapide saute par-dessus le chien paresseux.", "Zwölf Boxkämpfer jagen Viktor quer."]
+
+
+@pytest.fixture(scope="module")
+def multilingual():
+    """A tiny XLM-R-shaped model with a SentencePiece (Unigram) vocabulary over several languages."""
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    tok.train_from_iterator(SPANISH + OTHER, trainers.UnigramTrainer(vocab_size=300, special_tokens=specials,
+                                                                      unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                                       special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                                   sep_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    fast.add_special_tokens({"mask_token": "<mask>"})
+    torch.manual_seed(0)
+    model = build_qa_model(qa_config("xlm-roberta", vocab_size=len(fast), hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, intermediate_size=64, max_length=64)).eval()
+    return model, fast
+
+
+def test_trimmed_model_gives_identical_logits_on_the_kept_text(multilingual, tmp_path):
+    model, tok = multilingual
+    pairs = (SPANISH[0], SPANISH[1]), (SPANISH[2], SPANISH[3])
+    before = tok([q for q, _ in pairs], [c for _, c in pairs], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ref = model(**before)
+    keep = used_token_ids(tok, SPANISH)
+    assert len(keep) < len(tok) and {tok.pad_token_id, tok.mask_token_id, tok.unk_token_id} <= set(keep)
+    model.save_pretrained(tmp_path / "full")
+    small, small_tok = trim_vocabulary(model, tok, keep, tmp_path / "trim")
+    assert small.get_input_embeddings().weight.shape[0] == len(keep) == len(small_tok)
+    after = small_tok([q for q, _ in pairs], [c for _, c in pairs], padding=True, return_tensors="pt")
+    # the same pieces under new ids: old id = keep[new id], special tokens included
+    assert torch.equal(torch.tensor(keep)[after["input_ids"]], before["input_ids"])
+    with torch.no_grad():
+        out = small.eval()(**after)
+    assert torch.allclose(out.start_logits, ref.start_logits, atol=1e-6)
+    assert torch.allclose(out.end_logits, ref.end_logits, atol=1e-6)
+    assert small_tok.decode(after["input_ids"][0], skip_special_tokens=True).startswith("¿Dónde nació")
+    assert size_on_disk_mb(tmp_path / "trim") < size_on_disk_mb(tmp_path / "full")
+
+
+def test_trimming_refuses_bpe_tokenizers_and_missing_special_tokens(multilingual, tmp_path):
+    model, tok = multilingual
+    with pytest.raises(ValueError, match="special token ids"):
+        trim_vocabulary(model, tok, [5, 6, 7], tmp_path / "a")
+    bpe = train_tokenizer(SPANISH, vocab_size=300, min_frequency=1)
+    bpe_model = build_qa_model(qa_config("roberta", vocab_size=len(bpe), hidden_size=32, num_hidden_layers=1,
+                                         num_attention_heads=4, intermediate_size=64, max_length=64))
+    with pytest.raises(ValueError, match="Unigram.*BPE"):
+        trim_vocabulary(bpe_model, bpe, used_token_ids(bpe, SPANISH), tmp_path / "b")
