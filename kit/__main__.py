@@ -1,4 +1,4 @@
-"""Command line: `python -m kit {predict,evaluate,train,bench,generate-data} ...` (see `--help` of each).
+"""Command line: `python -m kit {predict,evaluate,train,bench,run,generate-data} ...` (see `--help` of each).
 
     python -m kit predict  --model runs/demo/teacher --data data/test.json --out pred.json
     python -m kit evaluate --model runs/demo/teacher --data data/test.json     # last line: one JSON object
@@ -146,6 +146,12 @@ def cmd_bench(args):
     print(f"wrote {out}")
 
 
+def cmd_run(args):
+    from .runner import parse_value, run_notebook
+    params = {name: parse_value(value) for name, value in args.p or []}
+    print(f"wrote {run_notebook(args.notebook, args.profile, params)}")
+
+
 def cmd_generate(args):
     from .generate import write_default_data
     for split, path in write_default_data(args.out, args.seed).items():
@@ -194,6 +200,11 @@ def main(argv=None):
     p.add_argument("--profile", default="demo", help="writes runs/<profile>/benchmark.json")
     p.add_argument("--out", help="another place for the JSON")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("run", help="execute a notebook headless (papermill); unknown parameters are refused")
+    p.add_argument("notebook")
+    p.add_argument("--profile", default="demo", help="results under runs/<profile>/")
+    p.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter (repeatable)")
+    p.set_defaults(func=cmd_run)
     p = sub.add_parser("generate-data", help="regenerate the embedded Spanish data set")
     p.add_argument("--out", default="data")
     p.add_argument("--seed", type=int, default=0)

@@ -27,11 +27,14 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .features import Features, collate
 from .losses import task_ce
+
+LOSS_STATE = "loss_state.safetensors"
 
 
 @dataclass
@@ -88,19 +91,6 @@ def epoch_batches(feats: Features, batch_size: int, seed: int, group_by_length: 
     if group_by_length:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
     return batches
-
-
-class TrainableState:
-    """The trainable parameters of a module, for checkpoints: a loss's projection, not its frozen teacher."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def state_dict(self):
-        return {n: p.detach() for n, p in self.module.named_parameters() if p.requires_grad}
-
-    def load_state_dict(self, state):
-        self.module.load_state_dict(state, strict=False)
 
 
 def _swap_in(tmp: Path, target: Path):
@@ -165,12 +155,13 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_updates) * world,
                                                 total_updates * world)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    accelerator.register_for_checkpointing(TrainableState(loss_module))
 
     state = {"epoch": 0, "batch": 0, "update": 0, "best": None, "history": []}
     _restore_interrupted_swap(ckpt)
     if cfg.resume and (ckpt / "trainer_state.json").exists():
         accelerator.load_state(str(ckpt))
+        if (ckpt / LOSS_STATE).exists():   # the loss's own trainable part (distillation's projection)
+            loss_module.load_state_dict(load_file(ckpt / LOSS_STATE, device=str(accelerator.device)), strict=False)
         state = json.loads((ckpt / "trainer_state.json").read_text())
         accelerator.print(f"resuming from {ckpt}: epoch {state['epoch']}, batch {state['batch']}, "
                           f"update {state['update']}")
@@ -196,6 +187,10 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / "trainer_state.json").write_text(json.dumps(state))
+            # as safetensors, not accelerate's pickled custom state: nothing in a checkpoint needs unpickling
+            trainable = {n: p.detach().cpu().contiguous() for n, p in loss_module.named_parameters() if p.requires_grad}
+            if trainable:
+                save_file(trainable, tmp / LOSS_STATE)
             _swap_in(tmp, ckpt)
         accelerator.wait_for_everyone()
 

@@ -33,8 +33,15 @@ def test_int8_copy_is_close_to_fp32_and_leaves_the_original_alone():
                                      num_attention_heads=4, max_length=64)).eval()
     batch = random_batch(100, 2, 32)
     with torch.no_grad():
-        ref, q = model(**batch), quantize_int8(model)(**batch)
-    assert type(model.qa_outputs) is torch.nn.Linear                      # the fp32 model is untouched
+        quantized = quantize_int8(model)
+        ref, q = model(**batch), quantized(**batch)
+    dense = model.roberta.encoder.layer[0].intermediate.dense
+    assert type(dense) is torch.nn.Linear                                 # the fp32 model is untouched
+    layer = quantized.roberta.encoder.layer[0]
+    assert "quantized" in type(layer.intermediate.dense).__module__ and "quantized" in type(layer.output.dense).__module__
+    assert type(layer.attention.self.query) is torch.nn.Linear            # attention stays fp32 by default
+    assert "quantized" in type(quantize_int8(model, "all").roberta.encoder.layer[0].attention.self.query).__module__
+    assert type(quantized.qa_outputs) is torch.nn.Linear                  # the QA head stays fp32
     err = (q.start_logits - ref.start_logits).abs().max() / ref.start_logits.abs().max()
     assert 0 < err < 0.1
 
@@ -79,3 +86,13 @@ def test_bench_cli_writes_latency_flops_and_int8_rows(tmp_path):
     assert [(row["batch_size"], row["seq_len"]) for row in fp32["rows"]] == [(1, 32), (2, 32)]
     assert all(row["latency_ms"] > 0 for row in fp32["rows"] + int8["rows"])
     assert fp32["flops_per_token"]["32"] > 0 and int8["params"] == fp32["params"]
+
+
+def test_where_time_goes_splits_one_forward_into_its_parts():
+    from kit.bench import random_batch, where_time_goes
+    model = build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, max_length=128), attn_implementation="sdpa")
+    parts = where_time_goes(model, random_batch(100, 2, 64), repeats=2)
+    assert set(parts) == {"embeddings", "attention", "feed_forward", "qa_head", "other"}
+    assert all(parts[p] > 0 for p in ("embeddings", "attention", "feed_forward", "qa_head"))
+    assert parts["other"] >= -0.5      # the parts lie inside the whole forward (small timer jitter aside)

@@ -139,3 +139,44 @@ def test_a_nan_loss_stops_with_the_update_number_and_keeps_the_last_good_checkpo
     assert state["update"] == 4                       # the last checkpoint before the bad step
     weights = load_file(tmp_path / "m" / "checkpoint-last" / "model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_the_distillation_projection_is_checkpointed_without_pickle(tiny_dir, tmp_path):
+    from kit.distill import DistillLoss
+    from kit.features import make_features
+    from kit.models import load_qa_model, load_tokenizer
+    from kit.student import build_student
+    from kit.train import TrainConfig, train
+    examples, _ = load_squad(tiny_dir / "tiny.json")
+    tok = load_tokenizer(tiny_dir / "untrained")
+    teacher = load_qa_model(tiny_dir / "untrained")
+    feats = make_features(examples, tok, 64, 16)
+    cfg = TrainConfig(out_dir=str(tmp_path / "s"), epochs=1, batch_size=4, lr=1e-2)
+    torch.manual_seed(0)
+    student = build_student(teacher, num_hidden_layers=1, hidden_size=16)
+    first = DistillLoss(teacher, student)
+    train(student, feats, cfg, pad_id=tok.pad_token_id, loss_fn=first)
+    ckpt = tmp_path / "s" / "checkpoint-last"
+    assert not list(ckpt.glob("*.pkl")) or {p.name for p in ckpt.glob("*.pkl")} == {"random_states_0.pkl"}
+    saved = load_file(ckpt / "loss_state.safetensors")
+    assert set(saved) == {"projections.0.weight", "projections.0.bias"}
+    # a new loss (fresh random projection) resumed from the finished run gets the trained projection back
+    second = DistillLoss(teacher, student)
+    assert not torch.equal(second.projections[0].weight, first.projections[0].weight)
+    train(student, feats, cfg, pad_id=tok.pad_token_id, loss_fn=second)
+    assert torch.equal(second.projections[0].weight, first.projections[0].weight)
+
+
+def test_an_unknown_notebook_parameter_is_refused_with_the_valid_names(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "kit", "run", "notebooks/04_speed_benchmarks.ipynb", "-p", "repeat", "3"],
+                       capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no parameter 'repeat'" in r.stderr and "repeats" in r.stderr and "batch_sizes" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "kit", "run", "notebooks/04_speed_benchmarks.ipynb", "--profile", "../x"],
+                       capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and "stay under runs/" in r.stderr
+
+
+def test_parameter_values_are_read_as_python_literals():
+    from kit.runner import parse_value
+    assert [parse_value(v) for v in ["3", "1e-3", "True", "[1, 8]", "es-local"]] == [3, 0.001, True, [1, 8], "es-local"]

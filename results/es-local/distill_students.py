@@ -1,0 +1,38 @@
+"""Real-data dense distillation (issue 3): the es-local e5-small teacher -> a 6-layer student.
+
+    python results/es-local/distill_students.py student|baseline [epochs]     (run from the repo root; resumes from checkpoints)
+student: initialised from teacher layers 1,3,...,11, one-stage distillation, all four terms, weight 1.
+baseline: the same initialisation, task loss only (SDPA attention), the same steps.
+"""
+import json, sys, time
+from pathlib import Path
+from kit.data import load_squad
+from kit.features import make_features
+from kit.models import load_qa_model, load_tokenizer
+from kit.student import build_student
+from kit.distill import distill
+from kit.train import TrainConfig, train
+
+which = sys.argv[1]
+epochs = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+TEACHER, TRAIN = "runs/es-local/teacher", "../shared/data/squad-es/train-v1.1.json"
+out = f"runs/es-local/{which}"
+teacher = load_qa_model(TEACHER)  # eager: distillation reads its attention maps
+tok = load_tokenizer(TEACHER)
+examples, report = load_squad(TRAIN)
+print(report)
+feats = make_features(examples, tok, 384, 128)
+cfg = TrainConfig(out_dir=out, epochs=epochs, batch_size=16, lr=1e-4, warmup=0.1, save_every=25,
+                  freeze_word_embeddings=True, num_threads=int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+save_tok = lambda d: tok.save_pretrained(d)
+t0 = time.time()
+if which == "student":
+    student = build_student(teacher, num_hidden_layers=6, init="teacher_layers")
+    distill(teacher, student, feats, cfg, pad_id=tok.pad_token_id, save_extra=save_tok)
+elif which == "baseline":
+    student = build_student(teacher, num_hidden_layers=6, init="teacher_layers", attn_implementation="sdpa")
+    train(student, feats, cfg, pad_id=tok.pad_token_id, save_extra=save_tok)
+else:
+    raise SystemExit("which: student or baseline")
+Path(out, "wall_seconds.txt").write_text(f"{time.time() - t0:.1f}\n")
+print("done", which, time.time() - t0)
