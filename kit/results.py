@@ -50,3 +50,40 @@ def summary_entry(name: str, role: str, model, dataset: str, metrics: dict, **ex
     from .models import count_params
     return {"name": name, "role": role, **count_params(model), "dataset": dataset,
             "exact_match": metrics["exact_match"], "f1": metrics["f1"], "n": metrics["n"], **extra}
+
+
+def results_table(summary_path) -> str:
+    """A markdown table of a summary.json: EM/F1, F1 kept relative to the teacher, parameters, latency and
+    speed-up where measured."""
+    entries = read_summary(summary_path)
+    teacher = next((e for e in entries if e["role"] == "teacher"), None)
+    lines = ["| model | role | EM | F1 | F1 kept | params (non-embedding) | latency ms, batch 1 | speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for e in entries:
+        kept = f"{100 * e['f1'] / teacher['f1']:.1f}%" if teacher else ""
+        lat = e.get("latency_ms")
+        speed = f"{teacher['latency_ms'] / lat:.2f}x" if lat and teacher and teacher.get("latency_ms") else ""
+        lines.append(f"| {e['name']} | {e['role']} | {e['exact_match']:.2f} | {e['f1']:.2f} | {kept} | "
+                     f"{e['params'] / 1e6:.1f}M ({e['non_embedding_params'] / 1e6:.1f}M) | "
+                     f"{f'{lat:.1f}' if lat else ''} | {speed} |")
+    return "\n".join(lines)
+
+
+README_MARKERS = ("<!-- results:es-local -->", "<!-- /results:es-local -->")
+
+
+def update_readme(readme="README.md", summary_path="results/es-local/summary.json") -> bool:
+    """Rewrite the README's table between README_MARKERS from `summary_path`; True if it changed."""
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    begin, end = README_MARKERS
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{begin}\n{results_table(summary_path)}\n{end}{tail}"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":   # python -m kit.results: refresh the README's results table
+    print("README.md updated" if update_readme() else "README.md already current")

@@ -96,3 +96,4 @@ def test_where_time_goes_splits_one_forward_into_its_parts():
     assert set(parts) == {"embeddings", "attention", "feed_forward", "qa_head", "other"}
     assert all(parts[p] > 0 for p in ("embeddings", "attention", "feed_forward", "qa_head"))
     assert parts["other"] >= -0.5      # the parts lie inside the whole forward (small timer jitter aside)
+
