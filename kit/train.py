@@ -226,6 +226,12 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
                         f"{b_i}); training stopped. The last good state is in {ckpt if ckpt.exists() else out}. "
                         f"Lower the learning rate, or use bf16 instead of fp16.")
                 accelerator.backward(loss)
+                if accelerator.sync_gradients and world > 1:
+                    # DDP averages the model's gradients over processes, but not those of the loss's own
+                    # parameters (the projection), which it does not wrap: average them here.
+                    for p in loss_module.parameters():
+                        if p.grad is not None:
+                            p.grad = accelerator.reduce(p.grad, reduction="mean")
                 if accelerator.sync_gradients and cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)  # the projection too
                 optimizer.step()

@@ -1,7 +1,10 @@
 """Train the tiny QA model of the reliability tests; run by tests/test_reliability.py, alone or under
 `accelerate launch --num_processes 2`, so that both runs see the same global batch.
 
-    python tests/ddp_train.py OUT_DIR PER_PROCESS_BATCH
+    python tests/ddp_train.py OUT_DIR PER_PROCESS_BATCH [task|distill]
+
+"distill" trains a narrower 1-layer student from the 2-layer model with all four distillation terms, so
+that the projection (a parameter of the loss, outside DDP's wrapper) is trained too.
 """
 import json
 import sys
@@ -29,6 +32,7 @@ def tiny_squad() -> dict:
 
 if __name__ == "__main__":
     out, batch = sys.argv[1], int(sys.argv[2])
+    mode = sys.argv[3] if len(sys.argv) > 3 else "task"
     path = f"{out}.data.json"
     with open(path, "w") as f:
         json.dump(tiny_squad(), f, ensure_ascii=False)
@@ -42,4 +46,10 @@ if __name__ == "__main__":
     feats = make_features(examples, tok, 64, 16)
     tc = TrainConfig(out_dir=out, epochs=4, batch_size=batch, lr=3e-3, warmup=0.1, log_every=1, num_threads=1,
                      group_by_length=False)
-    train(model, feats, tc, pad_id=tok.pad_token_id)
+    if mode == "distill":
+        from kit.distill import DistillLoss
+        from kit.student import build_student
+        student = build_student(model, num_hidden_layers=1, hidden_size=16)
+        train(student, feats, tc, pad_id=tok.pad_token_id, loss_fn=DistillLoss(model, student))
+    else:
+        train(model, feats, tc, pad_id=tok.pad_token_id)

@@ -84,8 +84,8 @@ def test_a_kill_between_the_two_renames_keeps_the_previous_checkpoint(tmp_path):
     assert json.loads((ckpt / "trainer_state.json").read_text())["update"] == 7 and not old.exists()
 
 
-def run_helper(launcher, out, batch):
-    r = subprocess.run([*launcher, str(HELPER), str(out), str(batch)], env=ENV, capture_output=True, text=True,
+def run_helper(launcher, out, batch, mode="task"):
+    r = subprocess.run([*launcher, str(HELPER), str(out), str(batch), mode], env=ENV, capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     return [e for e in read_log(out) if e["kind"] == "train"]
@@ -180,3 +180,15 @@ def test_an_unknown_notebook_parameter_is_refused_with_the_valid_names(tmp_path)
 def test_parameter_values_are_read_as_python_literals():
     from kit.runner import parse_value
     assert [parse_value(v) for v in ["3", "1e-3", "True", "[1, 8]", "es-local"]] == [3, 0.001, True, [1, 8], "es-local"]
+
+
+def test_two_cpu_processes_distil_like_one_projection_included(tmp_path):
+    one = run_helper([sys.executable], tmp_path / "one", 4, "distill")
+    two = run_helper([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                      "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+                     tmp_path / "two", 2, "distill")
+    for term in ("loss", "hidden", "attention", "logits"):
+        assert [e[term] for e in two] == pytest.approx([e[term] for e in one], rel=1e-4), term
+    p1 = load_file(tmp_path / "one" / "checkpoint-last" / "loss_state.safetensors")
+    p2 = load_file(tmp_path / "two" / "checkpoint-last" / "loss_state.safetensors")
+    assert torch.allclose(p1["projections.0.weight"], p2["projections.0.weight"], atol=1e-5)
