@@ -22,11 +22,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	mkdir -p runs/$(PROFILE)/notebooks
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
-	  $(PY) -m papermill --cwd . --log-output --no-progress-bar -k python3 \
-	    $$nb runs/$(PROFILE)/notebooks/$$(basename $$nb) $(if $(filter-out demo,$(PROFILE)),-p profile $(PROFILE)) || exit 1; \
+	  $(PY) -m kit run $$nb --profile $(PROFILE) || exit 1; \
 	done
 	@echo "executed notebooks, models and summary.json are in runs/$(PROFILE)/"
 

@@ -88,9 +88,9 @@ def cmd_bench(args):
     import platform
     import torch
     from .bench import bench_shapes, flops_per_token, quantize_int8, speedup_table, state_size_mb
-    from .models import build_qa_model, count_params, load_qa_model, load_tokenizer, qa_config
+    from .models import build_qa_model, count_params, load_qa_model, load_tokenizer
+    from .paper import paper_configs
     from .results import run_dir
-    from .student import PAPER_STUDENT, student_config
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else run_dir(args.profile) / "benchmark.json"
@@ -100,10 +100,7 @@ def cmd_bench(args):
                          f"{torch.cuda.get_device_name() if gpu else 'no GPU'}",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "settings": shapes, "models": []}
 
-    def add(name, model, config, variant, tok=None):
-        # int8 layers hold packed weights, not Parameters: count the fp32 model's, weigh the int8 one's
-        counts = count_params(model) if variant != "int8" else {k: report["models"][-1][k] for k in
-                                                                  ("params", "non_embedding_params")}
+    def add(name, model, config, variant, counts, tok=None):
         entry = {"name": name, "variant": variant, **counts, "size_mb": round(state_size_mb(model), 1),
                  "flops_per_token": {str(s): flops_per_token(config, s) for s in args.seq_lens},
                  "rows": bench_shapes(model, config.vocab_size, **shapes)}
@@ -119,19 +116,17 @@ def cmd_bench(args):
         return entry
 
     def variants(name, model, config, tok=None):
-        device = "cuda" if gpu else "cpu"
-        rows = add(name, model.to(device), config, "fp32", tok)["rows"]
+        counts = count_params(model)   # int8 layers hold packed weights, not Parameters: count the fp32 model
+        rows = add(name, model.to("cuda" if gpu else "cpu"), config, "fp32", counts, tok)["rows"]
         if gpu:
-            add(name, model.to(torch.bfloat16), config, "bf16", tok)
+            add(name, model.to(torch.bfloat16), config, "bf16", counts, tok)
             model.float()
         elif args.int8:
-            add(name, quantize_int8(model), config, "int8", tok)
+            add(name, quantize_int8(model), config, "int8", counts, tok)
         return rows
 
     if args.paper_pair:   # the paper's shapes with random weights: speed does not depend on the weights
-        t_cfg = qa_config("roberta", vocab_size=50262, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                          intermediate_size=4096)
-        s_cfg = student_config(t_cfg, **PAPER_STUDENT)
+        t_cfg, s_cfg = paper_configs()
         torch.manual_seed(0)
         t_rows = variants("paper_teacher", build_qa_model(t_cfg, "sdpa").eval(), t_cfg)
         s_rows = variants("paper_student", build_qa_model(s_cfg, "sdpa").eval(), s_cfg)

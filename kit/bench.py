@@ -48,10 +48,14 @@ def latency_ms(model, tokenizer, examples, batch_size: int = 1, max_length: int 
     if len(feats) < batch_size:
         raise ValueError(f"{len(feats)} windows, fewer than batch_size {batch_size}: give more examples.")
     batch = collate(feats, list(range(batch_size)), tokenizer.pad_token_id, with_labels=False)
-    times = sorted(time_forward(model, batch, warmup, repeats))
-    return {"latency_ms": round(statistics.median(times), 3),
-            "latency_p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
+    return {**_median_p90(time_forward(model, batch, warmup, repeats)),
             "batch_size": batch_size, "seq_len": int(batch["input_ids"].shape[1])}
+
+
+def _median_p90(times: list[float]) -> dict:
+    times = sorted(times)
+    return {"latency_ms": round(statistics.median(times), 3),
+            "latency_p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3)}
 
 
 def flops_per_token(config, seq_len: int) -> int:
@@ -106,11 +110,10 @@ def bench_shapes(model, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), wa
     rows = []
     for seq in seq_lens:
         for bs in batch_sizes:
-            times = sorted(time_forward(model, random_batch(vocab_size, bs, seq), warmup, repeats))
-            med = statistics.median(times)
-            rows.append({"batch_size": bs, "seq_len": seq, "latency_ms": round(med, 3),
-                         "latency_p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
-                         "sequences_per_s": round(1000 * bs / med, 2), "tokens_per_s": round(1000 * bs * seq / med, 1)})
+            lat = _median_p90(time_forward(model, random_batch(vocab_size, bs, seq), warmup, repeats))
+            ms = lat["latency_ms"]
+            rows.append({"batch_size": bs, "seq_len": seq, **lat,
+                         "sequences_per_s": round(1000 * bs / ms, 2), "tokens_per_s": round(1000 * bs * seq / ms, 1)})
     return rows
 
 

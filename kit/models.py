@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, BertConfig,
+from transformers import (AutoModelForQuestionAnswering, AutoTokenizer, BertConfig,
                           RobertaConfig, RobertaTokenizerFast, XLMRobertaConfig)
 
 from .data import DataError

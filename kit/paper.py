@@ -28,3 +28,13 @@ PAPER_SETTING = dict(
 )
 PAPER_RESULTS = {"teacher": {"f1": 87.50, "exact_match": 78.30}, "student": {"f1": 80.52, "exact_match": 71.23},
                  "speedup": 4.2, "param_ratio": 6.9}
+
+
+def paper_configs():
+    """Configs of the paper's two shapes, RoBERTa-large (24×1024×16, FFN 4096) and the 6×512 student, with
+    the teacher's 50,262-token vocabulary: built from configs (random weights) to time them or count FLOPs."""
+    from .models import qa_config
+    from .student import PAPER_STUDENT, student_config
+    teacher = qa_config("roberta", vocab_size=50262, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                        intermediate_size=4096)
+    return teacher, student_config(teacher, **PAPER_STUDENT)

@@ -30,3 +30,36 @@ def shared_file(name):
     if not path.exists():
         pytest.skip(f"{path} not available (../shared is absent)")
     return path
+
+
+PEOPLE = [("Ana", "Sevilla"), ("Luis", "Quito"), ("Marta", "Lima"), ("Pedro", "Bilbao"), ("Sara", "Cusco"),
+          ("Juan", "Toledo"), ("Elena", "Rosario"), ("Raúl", "Cádiz")]
+
+
+def tiny_squad() -> dict:
+    """Eight one-question paragraphs, each naming two people: enough to exercise loops, saving and the CLI."""
+    paragraphs = []
+    for i, (name, city) in enumerate(PEOPLE):
+        other = PEOPLE[(i + 1) % len(PEOPLE)]
+        ctx = f"{other[0]} nació en {other[1]}. {name} nació en {city}."
+        paragraphs.append({"context": ctx, "qas": [{"id": f"q{i}", "question": f"¿Dónde nació {name}?",
+                                                    "answers": [{"text": city, "answer_start": ctx.rindex(city)}]}]})
+    return {"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """tiny.json, its examples, a tokenizer trained on it, a 2×32 config and that model saved untrained."""
+    from kit.data import load_squad
+    from kit.models import build_qa_model, qa_config, train_tokenizer
+    d = tmp_path_factory.mktemp("tiny")
+    path = d / "tiny.json"
+    path.write_text(json.dumps(tiny_squad(), ensure_ascii=False))
+    examples, _ = load_squad(path)
+    tok = train_tokenizer([e.context + " " + e.question for e in examples], vocab_size=400, min_frequency=1)
+    cfg = qa_config("roberta", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_length=64)   # dropout on: a resumed run must restore the RNG too
+    model_dir = d / "untrained"
+    build_qa_model(cfg).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    return path, examples, tok, cfg, model_dir

@@ -15,20 +15,7 @@ from kit.data import load_squad
 from kit.features import make_features
 from kit.models import build_qa_model, qa_config, train_tokenizer
 from kit.train import TrainConfig, train
-
-PEOPLE = [("Ana", "Sevilla"), ("Luis", "Quito"), ("Marta", "Lima"), ("Pedro", "Bilbao"), ("Sara", "Cusco"),
-          ("Juan", "Toledo"), ("Elena", "Rosario"), ("Raúl", "Cádiz")]
-
-
-def tiny_squad() -> dict:
-    paragraphs = []
-    for i, (name, city) in enumerate(PEOPLE):
-        other = PEOPLE[(i + 1) % len(PEOPLE)]
-        ctx = f"{other[0]} nació en {other[1]}. {name} nació en {city}."
-        paragraphs.append({"context": ctx, "qas": [{"id": f"q{i}", "question": f"¿Dónde nació {name}?",
-                                                    "answers": [{"text": city, "answer_start": ctx.rindex(city)}]}]})
-    return {"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}
-
+from conftest import tiny_squad   # tests/ is this script's folder, so on sys.path
 
 if __name__ == "__main__":
     out, batch = sys.argv[1], int(sys.argv[2])

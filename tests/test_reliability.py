@@ -12,34 +12,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kit.data import load_squad
-from kit.models import build_qa_model, qa_config, train_tokenizer
+from kit.models import train_tokenizer
 from kit.train import _restore_interrupted_swap, read_log
-from ddp_train import tiny_squad
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = ROOT / "tests" / "ddp_train.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("kill")
-    (d / "tiny.json").write_text(json.dumps(tiny_squad(), ensure_ascii=False))
-    examples, _ = load_squad(d / "tiny.json")
-    tok = train_tokenizer([e.context + " " + e.question for e in examples], vocab_size=400, min_frequency=1)
-    cfg = qa_config("roberta", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=64, max_length=64)   # dropout on: the RNG state must be restored too
-    torch.manual_seed(0)
-    build_qa_model(cfg).save_pretrained(d / "untrained")
-    tok.save_pretrained(d / "untrained")
-    return d
-
-
-def train_cmd(d, out):
+def train_cmd(tiny, out):
     # batch 1: 8 updates per epoch; a checkpoint after every update, so the kill lands mid-epoch
-    return [sys.executable, "-m", "kit", "train", "--model", str(d / "untrained"), "--train", str(d / "tiny.json"),
-            "--eval", str(d / "tiny.json"), "--out", str(out), "--max-length", "64", "--stride", "16",
+    path, model_dir = tiny[0], tiny[4]
+    return [sys.executable, "-m", "kit", "train", "--model", str(model_dir), "--train", str(path),
+            "--eval", str(path), "--out", str(out), "--max-length", "64", "--stride", "16",
             "--epochs", "12", "--batch-size", "1", "--lr", "1e-3", "--save-every", "1", "--threads", "1"]
 
 
@@ -47,12 +32,12 @@ def evals(out):
     return [(e["epoch"], e["exact_match"], e["f1"]) for e in read_log(out) if e["kind"] == "eval"]
 
 
-def test_a_killed_run_resumes_to_the_same_metrics_and_weights(tiny_dir, tmp_path):
-    full = subprocess.run(train_cmd(tiny_dir, tmp_path / "full"), env=ENV, capture_output=True, text=True)
+def test_a_killed_run_resumes_to_the_same_metrics_and_weights(tiny, tmp_path):
+    full = subprocess.run(train_cmd(tiny, tmp_path / "full"), env=ENV, capture_output=True, text=True)
     assert full.returncode == 0, full.stderr[-2000:]
 
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(train_cmd(tiny_dir, cut), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_cmd(tiny, cut), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = cut / "checkpoint-last" / "trainer_state.json"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -66,7 +51,7 @@ def test_a_killed_run_resumes_to_the_same_metrics_and_weights(tiny_dir, tmp_path
     os.kill(proc.pid, signal.SIGKILL)   # a real kill: no cleanup, possibly in the middle of a save
     proc.wait()
 
-    resumed = subprocess.run(train_cmd(tiny_dir, cut), env=ENV, capture_output=True, text=True)
+    resumed = subprocess.run(train_cmd(tiny, cut), env=ENV, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout + resumed.stderr
     assert evals(cut) == evals(tmp_path / "full") and len(evals(cut)) == 12
@@ -119,13 +104,12 @@ def test_teacher_and_student_tokenizers_must_be_the_same():
         check_same_tokenizer(a, b)
 
 
-def test_a_nan_loss_stops_with_the_update_number_and_keeps_the_last_good_checkpoint(tiny_dir, tmp_path):
+def test_a_nan_loss_stops_with_the_update_number_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
     from kit.features import make_features
-    from kit.models import load_qa_model, load_tokenizer
+    from kit.models import load_qa_model
     from kit.train import TrainConfig, task_loss, train
-    examples, _ = load_squad(tiny_dir / "tiny.json")
-    tok = load_tokenizer(tiny_dir / "untrained")
-    model = load_qa_model(tiny_dir / "untrained")
+    _, examples, tok, _, model_dir = tiny
+    model = load_qa_model(model_dir)
     calls = {"n": 0}
 
     def diverges_at_update_6(m, batch):
@@ -141,15 +125,14 @@ def test_a_nan_loss_stops_with_the_update_number_and_keeps_the_last_good_checkpo
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
-def test_the_distillation_projection_is_checkpointed_without_pickle(tiny_dir, tmp_path):
+def test_the_distillation_projection_is_checkpointed_without_pickle(tiny, tmp_path):
     from kit.distill import DistillLoss
     from kit.features import make_features
-    from kit.models import load_qa_model, load_tokenizer
+    from kit.models import load_qa_model
     from kit.student import build_student
     from kit.train import TrainConfig, train
-    examples, _ = load_squad(tiny_dir / "tiny.json")
-    tok = load_tokenizer(tiny_dir / "untrained")
-    teacher = load_qa_model(tiny_dir / "untrained")
+    _, examples, tok, _, model_dir = tiny
+    teacher = load_qa_model(model_dir)
     feats = make_features(examples, tok, 64, 16)
     cfg = TrainConfig(out_dir=str(tmp_path / "s"), epochs=1, batch_size=4, lr=1e-2)
     torch.manual_seed(0)

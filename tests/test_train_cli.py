@@ -5,36 +5,9 @@ import sys
 import pytest
 import torch
 
-from kit.data import load_squad
 from kit.features import make_features
-from kit.models import build_qa_model, qa_config, train_tokenizer
+from kit.models import build_qa_model
 from kit.train import TrainConfig, read_log, train
-from conftest import squad
-
-PEOPLE = [("Ana", "Sevilla"), ("Luis", "Quito"), ("Marta", "Lima"), ("Pedro", "Bilbao"), ("Sara", "Cusco"),
-          ("Juan", "Toledo"), ("Elena", "Rosario"), ("Raúl", "Cádiz")]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny file, tokenizer and model: enough to exercise the loop, the saving and the CLI."""
-    d = tmp_path_factory.mktemp("tiny")
-    qas, ctxs = [], []
-    for i, (name, city) in enumerate(PEOPLE):
-        other = PEOPLE[(i + 1) % len(PEOPLE)]
-        ctx = f"{other[0]} nació en {other[1]}. {name} nació en {city}."
-        ctxs.append({"context": ctx, "qas": [{"id": f"q{i}", "question": f"¿Dónde nació {name}?",
-                                              "answers": [{"text": city, "answer_start": ctx.rindex(city)}]}]})
-    path = d / "tiny.json"
-    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": ctxs}]}, ensure_ascii=False))
-    examples, _ = load_squad(path)
-    tok = train_tokenizer([e.context + " " + e.question for e in examples], vocab_size=400, min_frequency=1)
-    cfg = qa_config("roberta", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=64, max_length=64)
-    model_dir = d / "untrained"
-    build_qa_model(cfg).save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
-    return path, examples, tok, cfg, model_dir
 
 
 def _train(tiny, out, loss_fn=None, **kw):
