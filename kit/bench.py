@@ -117,6 +117,29 @@ def bench_shapes(model, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), wa
     return rows
 
 
+def interleaved_shapes(models: dict, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), rounds: int = 3,
+                       warmup: int = 1, repeats: int = 2) -> dict[str, list[dict]]:
+    """bench_shapes for several models at once, for ratios between them: each shape is timed in `rounds`
+    rounds that take the models in turn, and each model's latency is the median of its rounds' medians.
+    Timing one model after the other lets a slow spell of a shared machine fall on one of them only
+    (we saw the same ratio move from 0.88 to 1.07 of its FLOPs bound between two such runs)."""
+    out = {name: [] for name in models}
+    for seq in seq_lens:
+        for bs in batch_sizes:
+            batch = random_batch(vocab_size, bs, seq)
+            per_round = {name: [] for name in models}
+            for _ in range(rounds):
+                for name, model in models.items():
+                    per_round[name].append(_median_p90(time_forward(model, batch, warmup, repeats)))
+            for name, lats in per_round.items():
+                ms = statistics.median(r["latency_ms"] for r in lats)
+                out[name].append({"batch_size": bs, "seq_len": seq, "latency_ms": round(ms, 3),
+                                  "latency_p90_ms": round(statistics.median(r["latency_p90_ms"] for r in lats), 3),
+                                  "rounds": rounds, "sequences_per_s": round(1000 * bs / ms, 2),
+                                  "tokens_per_s": round(1000 * bs * seq / ms, 1)})
+    return out
+
+
 def speedup_table(teacher_rows: list[dict], student_rows: list[dict], teacher_config, student_config) -> list[dict]:
     """Measured speed-up next to the FLOPs ratio (the most a student of that size can gain) per shape."""
     out = []

@@ -97,3 +97,15 @@ def test_where_time_goes_splits_one_forward_into_its_parts():
     assert all(parts[p] > 0 for p in ("embeddings", "attention", "feed_forward", "qa_head"))
     assert parts["other"] >= -0.5      # the parts lie inside the whole forward (small timer jitter aside)
 
+
+
+def test_interleaved_shapes_times_every_model_at_every_shape():
+    from kit.bench import interleaved_shapes
+    cfg = qa_config("roberta", vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                    max_length=32)
+    models = {"a": build_qa_model(cfg).eval(), "b": build_qa_model(cfg).eval()}
+    out = interleaved_shapes(models, 50, batch_sizes=(1, 2), seq_lens=(8,), rounds=2, warmup=0, repeats=1)
+    assert set(out) == {"a", "b"}
+    for rows in out.values():
+        assert [(r["batch_size"], r["seq_len"], r["rounds"]) for r in rows] == [(1, 8, 2), (2, 8, 2)]
+        assert all(r["latency_ms"] > 0 and r["latency_p90_ms"] >= 0 for r in rows)

@@ -4,7 +4,7 @@
 student: initialised from teacher layers 1,3,...,11, one-stage distillation, all four terms, weight 1.
 baseline: the same initialisation, task loss only (SDPA attention), the same steps.
 """
-import json, sys, time
+import sys, time
 from pathlib import Path
 from kit.data import load_squad
 from kit.features import make_features

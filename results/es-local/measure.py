@@ -3,14 +3,14 @@ latency (median/p90 after warm-up) of the teacher, the students and the int8 dis
 test-v1.1 windows at batch 1 and 8, FLOPs per token, size; F1 of the int8 student on the whole test file.
 Adds latency_ms (batch 1) to each entry of results/es-local/summary.json and writes benchmark.json.
 """
-import json, os, platform, statistics, sys
+import json, os, platform, statistics
 from pathlib import Path
 import torch
 from kit.bench import flops_per_token, latency_ms, quantize_int8, state_size_mb
 from kit.data import load_squad
 from kit.metrics import squad_scores
 from kit.inference import predict_answers
-from kit.models import load_qa_model, load_tokenizer, count_params
+from kit.models import load_qa_model, load_tokenizer
 from kit.results import read_summary, record, summary_entry
 
 TEST = "../shared/data/squad-es/test-v1.1.json"
@@ -38,12 +38,10 @@ int8_preds = predict_answers(models["student_int8"], tok, examples, 384, 128)
 int8_metrics = squad_scores(examples, int8_preds)
 (out / "student_int8.predictions.json").write_text(json.dumps(int8_preds, ensure_ascii=False, indent=1))
 print("int8", int8_metrics)
-summary = {e["name"]: e for e in read_summary(out / "summary.json")}
 record(out / "summary.json", summary_entry("student_int8", "int8", models["student"], "squad-es test-v1.1.json",
                                            int8_metrics))
-for name in models:
-    entry = read_summary(out / "summary.json")
-    e = next(x for x in entry if x["name"] == name)
+for e in read_summary(out / "summary.json"):
+    name = e["name"]
     e["latency_ms"] = rows[name][1]["latency_ms"]
     e["latency_ms_batch8"] = rows[name][8]["latency_ms"]
     record(out / "summary.json", e)

@@ -4,7 +4,7 @@ Scores each student's predictions on test-v1.1.json with the kit's scorer and th
 scorer (tests/mlqa_eval.py), adds `student` (role student) and `baseline` (role baseline) to
 results/es-local/summary.json, and copies predictions, parameters and training logs.
 """
-import json, os, platform, shutil, sys
+import json, os, platform, sys
 from pathlib import Path
 sys.path.insert(0, "tests")
 import mlqa_eval
