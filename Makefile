@@ -1,16 +1,17 @@
 # Two commands: `make demo` (run every numbered notebook headless on the offline default)
 # and `make test` (unit tests + the notebooks under nbval on a small budget).
-# Both build, or reuse, the virtual environment in .venv/.
+# `make reproduce PROFILE=es-local|paper|demo` runs notebooks 01-05 with a profile's parameters (kit/profiles.py);
+# `make demo` is `make reproduce PROFILE=demo`. A rerun skips notebooks that finished; FRESH=1 reruns them.
+# All build, or reuse, the virtual environment in .venv/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PROFILE ?= demo
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install clean
+.PHONY: demo reproduce test install clean
 
 install: $(STAMP)
 
@@ -22,11 +23,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb"; \
-	  $(PY) -m kit run $$nb --profile $(PROFILE) || exit 1; \
-	done
-	@echo "executed notebooks, models and summary.json are in runs/$(PROFILE)/"
+	$(PY) -m kit reproduce --profile demo $(if $(FRESH),--fresh)
+
+reproduce: $(STAMP)
+	$(PY) -m kit reproduce --profile $(PROFILE) $(if $(FRESH),--fresh)
 
 # KIT_BUDGET=smoke makes each notebook's parameters cell shrink epochs and data (see the notebooks).
 test: $(STAMP)

@@ -1,4 +1,4 @@
-"""Command line: `python -m kit {predict,evaluate,train,bench,run,generate-data} ...` (see `--help` of each).
+"""Command line: `python -m kit {predict,evaluate,train,bench,run,reproduce,generate-data} ...` (see `--help` of each).
 
     python -m kit predict  --model runs/demo/teacher --data data/test.json --out pred.json
     python -m kit evaluate --model runs/demo/teacher --data data/test.json     # last line: one JSON object
@@ -147,6 +147,15 @@ def cmd_run(args):
     print(f"wrote {run_notebook(args.notebook, args.profile, params)}")
 
 
+def cmd_reproduce(args):
+    from .runner import parse_value, reproduce
+    overrides = {}
+    for stem, name, value in args.p or []:
+        overrides.setdefault(stem.removesuffix(".ipynb").rsplit("/", 1)[-1], {})[name] = parse_value(value)
+    written = reproduce(args.profile, overrides, fresh=args.fresh)
+    print(f"executed notebooks, models and summary.json are in runs/{args.profile}/ ({len(written)} notebooks)")
+
+
 def cmd_generate(args):
     from .generate import write_default_data
     for split, path in write_default_data(args.out, args.seed).items():
@@ -200,6 +209,12 @@ def main(argv=None):
     p.add_argument("--profile", default="demo", help="results under runs/<profile>/")
     p.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter (repeatable)")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("reproduce", help="run notebooks 01-05 in order for a profile (kit/profiles.py); resumes")
+    p.add_argument("--profile", default="demo", help="demo, es-local or paper")
+    p.add_argument("-p", nargs=3, action="append", metavar=("NOTEBOOK", "NAME", "VALUE"),
+                   help="override one notebook's parameter, e.g. -p 02_dense_distillation epochs 1 (repeatable)")
+    p.add_argument("--fresh", action="store_true", help="rerun notebooks that finished before")
+    p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser("generate-data", help="regenerate the embedded Spanish data set")
     p.add_argument("--out", default="data")
     p.add_argument("--seed", type=int, default=0)
@@ -207,8 +222,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from .data import DataError
+    from .runner import NotebookFailed
     try:
         args.func(args)
+    except NotebookFailed as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     except (DataError, FileNotFoundError, ValueError) as e:
         if args.debug:
             raise

@@ -26,7 +26,7 @@ def _sync(device):
 def time_forward(model, batch: dict, warmup: int = 3, repeats: int = 20) -> list[float]:
     """Milliseconds of each of `repeats` forward passes on `batch`, after `warmup` untimed ones."""
     device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}  # e.g. a multi-task "task"
     was_training = model.training
     model.eval()
     times = []

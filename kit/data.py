@@ -224,11 +224,24 @@ def load_squad(source: str | os.PathLike, split: str = "validation", config: str
 
     A hub id is anything that is neither an existing path nor a URL and has no `.json` suffix,
     e.g. `rajpurkar/squad_v2` (then `split` and `config` choose the part to load).
+    A file or URL may end in `#articles=START:STOP`, a Python slice of its articles: `train.json#articles=:31`
+    and `train.json#articles=31:` split one file into training and validation articles, so that no
+    article is on both sides and the test file is never used to choose a checkpoint.
     """
-    src = str(source)
+    src, articles = str(source), None
+    if "#articles=" in src:
+        src, spec = src.split("#articles=", 1)
+        try:
+            articles = slice(*[int(x) if x.strip() else None for x in spec.split(":")])
+        except ValueError:
+            raise DataError(f"{Path(src).name}: '#articles={spec}' is not a slice; write e.g. '#articles=:31' or "
+                            f"'#articles=31:'.") from None
     is_hub = (not src.startswith(("http://", "https://")) and not src.endswith(".json")
               and not Path(src).exists())
     if is_hub:
         return validate_squad(_flat_rows_to_squad(load_hub_squad(src, split, config)), src)
     raw, name = read_squad_json(src)
+    if articles is not None and isinstance(raw, dict) and isinstance(raw.get("data"), list):
+        raw = {**raw, "data": raw["data"][articles]}
+        name = f"{name}#articles={spec}"
     return validate_squad(raw, name)

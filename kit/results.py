@@ -69,6 +69,31 @@ def results_table(summary_path) -> str:
     return "\n".join(lines)
 
 
+def paper_comparison(entries: list[dict], benchmark: dict | None = None, student: str = "student") -> list[dict]:
+    """The paper's table beside a run's: teacher and student EM/F1, F1 retention, parameter ratio, speed-up.
+
+    The run's speed-up is teacher latency / student latency where both were measured (notebook 04), and the
+    paper-shaped pair's measured speed-up from benchmark.json is given on its own row."""
+    from .paper import PAPER_RESULTS as P
+    teacher = next((e for e in entries if e["role"] == "teacher"), None)
+    st = next((e for e in entries if e["name"] == student), None)
+    if teacher is None or st is None:
+        raise ValueError(f"the summary needs a teacher and a student named {student!r}; it has "
+                         f"{[e['name'] for e in entries]}. Run notebooks 01 and 02 first.")
+    lat_t, lat_s = teacher.get("latency_ms"), st.get("latency_ms")
+    rows = [("teacher EM", P["teacher"]["exact_match"], teacher["exact_match"]),
+            ("teacher F1", P["teacher"]["f1"], teacher["f1"]),
+            ("student EM", P["student"]["exact_match"], st["exact_match"]),
+            ("student F1", P["student"]["f1"], st["f1"]),
+            ("F1 retention (student / teacher), %", 100 * P["student"]["f1"] / P["teacher"]["f1"],
+             100 * st["f1"] / teacher["f1"]),
+            ("parameters, teacher / student", P["param_ratio"], teacher["params"] / st["params"]),
+            ("speed-up, measured on this run's models", P["speedup"], lat_t / lat_s if lat_t and lat_s else None)]
+    if benchmark and "speedup" in benchmark:
+        rows.append(("speed-up, paper-shaped pair (24x1024 vs 6x512)", P["speedup"], benchmark["speedup"]))
+    return [{"quantity": q, "paper": round(p, 2), "this run": None if r is None else round(r, 2)} for q, p, r in rows]
+
+
 README_MARKERS = ("<!-- results:es-local -->", "<!-- /results:es-local -->")
 
 

@@ -1,6 +1,13 @@
-"""Run a numbered notebook headless with papermill, refusing parameters the notebook does not have.
+"""Run numbered notebooks headless with papermill, refusing parameters a notebook does not have.
 
     python -m kit run notebooks/02_dense_distillation.ipynb --profile mine -p epochs 3
+    python -m kit reproduce --profile es-local          # notebooks 01-05 in order (= make reproduce PROFILE=...)
+
+A profile named in kit.profiles gives each notebook its parameters (-p overrides them); another name
+only chooses where results go (runs/<name>/) and keeps the notebook's defaults.
+`reproduce` stops at the first failing notebook, naming it and the cell, and when rerun skips the
+notebooks that already finished with the same parameters and the same notebook file (a marker
+runs/<profile>/notebooks/<notebook>.done.json records them; --fresh ignores the markers).
 
 Papermill on its own only warns about an unknown name (a typo such as `-p epoch 3` would run the
 default number of epochs without a word); here it is an error that lists the valid names.
@@ -9,6 +16,7 @@ The executed copy goes to runs/<profile>/notebooks/.
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 from .results import run_dir
@@ -22,9 +30,26 @@ def parse_value(text: str):
         return text
 
 
+def notebook_parameters(notebook) -> list[str]:
+    """The names assigned in the notebook's cell tagged `parameters`, read with Python's own parser
+    (papermill's line-by-line reading skips a line whose comment holds quotes, e.g. `x = ""  # "" = none`)."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return []
+    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for t in targets:
+            for n in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                if isinstance(n, ast.Name) and n.id not in names:
+                    names.append(n.id)
+    return names
+
+
 def check_parameters(notebook, parameters: dict) -> None:
-    import papermill
-    known = papermill.inspect_notebook(str(notebook))
+    known = notebook_parameters(notebook)
     if not known:
         raise ValueError(f"{notebook}: no cell tagged 'parameters', so it takes no parameters.")
     unknown = sorted(set(parameters) - set(known))
@@ -35,10 +60,11 @@ def check_parameters(notebook, parameters: dict) -> None:
 
 def run_notebook(notebook, profile: str = "demo", parameters: dict | None = None) -> Path:
     import papermill
+    from .profiles import PROFILES, profile_parameters
     notebook = Path(notebook)
     if not notebook.exists():
         raise FileNotFoundError(f"{notebook}: no such notebook.")
-    parameters = dict(parameters or {})
+    parameters = {**(profile_parameters(profile, notebook.name) if profile in PROFILES else {}), **(parameters or {})}
     if profile != "demo":
         parameters.setdefault("profile", profile)
     check_parameters(notebook, parameters)
@@ -47,3 +73,58 @@ def run_notebook(notebook, profile: str = "demo", parameters: dict | None = None
     papermill.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=".", kernel_name="python3",
                                log_output=True, progress_bar=False)
     return out
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of a reproduce run failed: the message names it, the cell and the error."""
+
+
+def _fingerprint(notebook: Path, parameters: dict) -> dict:
+    import hashlib
+    return {"notebook_sha256": hashlib.sha256(notebook.read_bytes()).hexdigest(), "parameters": parameters}
+
+
+def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_dir="notebooks", fresh: bool = False,
+              notebooks=None) -> list[Path]:
+    """Run the numbered notebooks of kit.profiles.NOTEBOOKS in order for `profile` (see the module docstring).
+
+    overrides: {notebook stem: {name: value}} on top of the profile. Every notebook's parameters are checked
+    before the first one runs, so a typo fails in a second, not after hours.
+    """
+    import papermill
+    from .profiles import NOTEBOOKS, PROFILES, profile_parameters
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}.")
+    overrides = overrides or {}
+    stems = list(notebooks or NOTEBOOKS)
+    unknown = sorted(set(overrides) - set(stems))
+    if unknown:
+        raise ValueError(f"no notebook {', '.join(unknown)} in this run; valid: {', '.join(stems)}.")
+    plan = []
+    for stem in stems:
+        path = Path(notebooks_dir) / f"{stem}.ipynb"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such notebook (the profile expects {', '.join(stems)}).")
+        params = {**profile_parameters(profile, stem), **overrides.get(stem, {})}
+        check_parameters(path, params)
+        plan.append((stem, path, params))
+    done_dir = run_dir(profile) / "notebooks"
+    written = []
+    for stem, path, params in plan:
+        marker = done_dir / f"{stem}.done.json"
+        stamp = _fingerprint(path, params)
+        if not fresh and marker.exists() and json.loads(marker.read_text()) == stamp:
+            print(f"== {path}: finished before with these parameters, skipped ({marker}; --fresh reruns it)", flush=True)
+            written.append(done_dir / path.name)
+            continue
+        print(f"== {path} (profile {profile}{', ' + str(params) if params else ''})", flush=True)
+        marker.unlink(missing_ok=True)
+        try:
+            out = run_notebook(path, profile, overrides.get(stem, {}))
+        except papermill.PapermillExecutionError as e:
+            raise NotebookFailed(f"{path} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: "
+                                 f"{e.evalue}. The executed copy with the traceback is {done_dir / path.name}; "
+                                 f"fix the cause and rerun: notebooks that finished are skipped.") from None
+        marker.write_text(json.dumps(stamp, indent=1))
+        written.append(out)
+    return written

@@ -2,7 +2,9 @@
 
 What changes between them is only the loss: `loss_fn(model, batch) -> (loss, {term: value})`.
 A teacher uses `task_loss` (cross-entropy on start and end positions); a distilled student passes a
-loss that also runs a frozen teacher and adds the distillation terms.
+loss that also runs a frozen teacher and adds the distillation terms; a multi-task student passes
+kit.tasks.MultiTaskData as its data (each batch from one task, chosen by a sampler) and
+kit.tasks.MultiTaskLoss, which picks the loss by the batch's task.
 
 The loop, on accelerate (fp16/bf16 on GPU, plain fp32 on CPU, one or several processes):
   * AdamW with a linear warm-up then linear decay, gradient accumulation and clipping;
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -41,6 +43,7 @@ LOSS_STATE = "loss_state.safetensors"
 class TrainConfig:
     out_dir: str = "runs/demo/model"
     epochs: float = 3             # may be fractional (e.g. 0.5) for quick checks
+    max_updates: int = 0          # stop after this many optimiser steps (0: epochs decide): equal budgets
     batch_size: int = 32          # per process and per accumulation step
     grad_accum: int = 1
     lr: float = 5e-5
@@ -93,6 +96,14 @@ def epoch_batches(feats: Features, batch_size: int, seed: int, group_by_length: 
     return batches
 
 
+def global_batches(data, batch_size: int, seed: int, group_by_length: bool) -> list[tuple[str | None, list[int]]]:
+    """(task, window indices) of every batch of one epoch: task None for one QA data set (Features), a task
+    name for kit.tasks.MultiTaskData, whose sampler chooses the task of each batch."""
+    if hasattr(data, "epoch_batches"):
+        return data.epoch_batches(batch_size, seed, group_by_length)
+    return [(None, b) for b in epoch_batches(data, batch_size, seed, group_by_length)]
+
+
 def _swap_in(tmp: Path, target: Path):
     """Replace `target` by the complete folder `tmp` with two renames: a kill at any moment leaves either
     the new checkpoint, or the previous one (as target or, between the renames, as target.old)."""
@@ -109,9 +120,12 @@ def _restore_interrupted_swap(target: Path):
         os.replace(old, target)  # killed between the two renames: the previous state is complete
 
 
-def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss,
+def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss,
           evaluate=None, save_extra=None, metric: str = "f1") -> list[dict]:
     """Train `model` in place; return the log (also in out_dir/log.jsonl).
+
+    train_data: the windows of one QA data set (kit.features.Features), or several tasks'
+    (kit.tasks.MultiTaskData, whose batches carry their task's name to `loss_fn`).
 
     evaluate(model) -> dict of metrics (with `metric`, higher is better), called after each epoch.
     save_extra(out_dir) saves what belongs beside the best model (e.g. its tokenizer).
@@ -124,8 +138,11 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
     # Several processes without CUDA (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
     # accelerate forms the gloo process group only when told that it runs on CPU.
     several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    multitask = hasattr(train_data, "epoch_batches")
+    # A multi-task batch leaves the other tasks' heads unused, which DDP must be told about.
+    ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if multitask else []
     accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum,
-                              cpu=several_cpu_processes)
+                              cpu=several_cpu_processes, kwargs_handlers=ddp)
     set_seed(cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,11 +162,10 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
     # fused AdamW is ~10x faster on CPU over large embeddings, and available on CUDA too
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
 
-    n = len(train_features)
     world, rank = accelerator.num_processes, accelerator.process_index
-    batches_per_epoch = math.ceil(n / (cfg.batch_size * world))  # per process
+    batches_per_epoch = len(global_batches(train_data, cfg.batch_size * world, cfg.seed * 1000, cfg.group_by_length))
     updates_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
-    total_updates = max(1, math.ceil(updates_per_epoch * cfg.epochs))
+    total_updates = cfg.max_updates or max(1, math.ceil(updates_per_epoch * cfg.epochs))
     # accelerate steps a prepared scheduler once per process at each update, hence the factor `world`
     # (warm-up rounded in updates first, so that 1 and N processes follow the same schedule)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_updates) * world,
@@ -207,17 +223,19 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
             save_model(accelerator, model, out, save_extra)
 
     model.train()
-    running, t0 = {}, time.time()
-    total_epochs = math.ceil(cfg.epochs)
+    sums, counts, t0 = {}, {}, time.time()
+    total_epochs = math.ceil(total_updates / updates_per_epoch)
     while state["epoch"] < total_epochs and state["update"] < total_updates:
         epoch = state["epoch"]
-        global_batches = epoch_batches(train_features, cfg.batch_size * world, cfg.seed * 1000 + epoch,
-                                       cfg.group_by_length)
-        my_batches = [b[rank::world] or b[:1] for b in global_batches]  # every process gets a share
+        plan = global_batches(train_data, cfg.batch_size * world, cfg.seed * 1000 + epoch, cfg.group_by_length)
+        my_batches = [(task, b[rank::world] or b[:1]) for task, b in plan]  # every process gets a share
         bar = tqdm(range(state["batch"], len(my_batches)), desc=f"epoch {epoch + 1}/{total_epochs}",
                    disable=not accelerator.is_main_process, leave=False, mininterval=5)
         for b_i in bar:
-            batch = {k: v.to(accelerator.device) for k, v in collate(train_features, my_batches[b_i], pad_id).items()}
+            task, indices = my_batches[b_i]
+            batch = (collate(train_data, indices, pad_id) if task is None
+                     else train_data.collate(task, indices, pad_id))
+            batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             with accelerator.accumulate(model), accelerator.autocast():
                 loss, terms = loss_fn(model, batch)
                 if not torch.isfinite(loss):
@@ -237,22 +255,19 @@ def train(model, train_features: Features, cfg: TrainConfig, *, pad_id: int, los
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            for k, v in {"loss": loss.detach(), **terms}.items():
-                running[k] = running.get(k, 0.0) + float(v)
-            running["_n"] = running.get("_n", 0) + 1
+            for k, v in {"loss": loss.detach(), **terms}.items():  # a multi-task term: over its task's batches
+                sums[k], counts[k] = sums.get(k, 0.0) + float(v), counts.get(k, 0) + 1
             state["batch"] = b_i + 1
             if accelerator.sync_gradients:
                 state["update"] += 1
                 if state["update"] % cfg.log_every == 0 or state["update"] == total_updates:
-                    k = running.pop("_n")
                     # the mean over all processes: what one process with the whole global batch would log
-                    means = accelerator.reduce(torch.tensor(list(running.values()), device=accelerator.device) / k,
-                                               reduction="mean")
-                    entry = dict(zip(running, means.tolist()))
+                    local = torch.tensor([sums[k] / counts[k] for k in sums], device=accelerator.device)
+                    entry = dict(zip(sums, accelerator.reduce(local, reduction="mean").tolist()))
                     log({"kind": "train", "epoch": epoch + b_i / len(my_batches), "update": state["update"],
                          "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - t0, 1), **entry})
                     bar.set_postfix(loss=f"{entry['loss']:.3f}")
-                    running = {}
+                    sums, counts = {}, {}
                 if cfg.save_every and state["update"] % cfg.save_every == 0:
                     save_checkpoint()
                 if state["update"] >= total_updates:

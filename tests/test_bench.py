@@ -95,7 +95,10 @@ def test_where_time_goes_splits_one_forward_into_its_parts():
     parts = where_time_goes(model, random_batch(100, 2, 64), repeats=2)
     assert set(parts) == {"embeddings", "attention", "feed_forward", "qa_head", "other"}
     assert all(parts[p] > 0 for p in ("embeddings", "attention", "feed_forward", "qa_head"))
-    assert parts["other"] >= -0.5      # the parts lie inside the whole forward (small timer jitter aside)
+    whole = sum(parts.values())        # "other" is the whole forward minus the named parts
+    # the parts lie inside the whole forward; the parts and the whole are timed in different passes, so a
+    # busy machine adds jitter: allow a fifth of the forward, not more
+    assert parts["other"] >= -0.2 * whole
 
 
 

@@ -112,3 +112,17 @@ def test_answer_offsets_past_the_context_are_repaired_or_dropped_and_counted(wri
     examples, report = load_squad(write_json(squad(ctx, qas)))
     assert report.counts["misaligned_answers_repaired"] == 1 and report.counts["answers_not_in_context_dropped"] == 1
     assert [(e.id, e.answers[0]["answer_start"]) for e in examples] == [("far", ctx.index("Quito"))]
+
+
+def test_articles_slice_splits_one_file_without_overlap(write_json):
+    raw = {"version": "1.1", "data": [
+        {"title": f"A{i}", "paragraphs": [{"context": f"Texto {i}.", "qas": [
+            {"id": f"q{i}", "question": "¿Qué?", "answers": [{"text": f"Texto {i}", "answer_start": 0}]}]}]}
+        for i in range(5)]}
+    path = write_json(raw, "five.json")
+    train, _ = load_squad(f"{path}#articles=:3")
+    held, report = load_squad(f"{path}#articles=3:")
+    assert [e.title for e in train] == ["A0", "A1", "A2"] and [e.title for e in held] == ["A3", "A4"]
+    assert "five.json#articles=3:" in report.source
+    with pytest.raises(DataError, match="not a slice"):
+        load_squad(f"{path}#articles=x")

@@ -160,6 +160,21 @@ def test_an_unknown_notebook_parameter_is_refused_with_the_valid_names(tmp_path)
     assert r.returncode == 2 and "stay under runs/" in r.stderr
 
 
+def test_every_parameter_name_is_found_even_with_quotes_in_its_comment(tmp_path):
+    import nbformat
+    from kit.runner import check_parameters, notebook_parameters
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('teacher_dir = ""   # "" = the run\'s teacher\nw_a, w_b = 1.0, 2.0\nx: int = 3')
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_code_cell("y = 1"), cell]
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert notebook_parameters(tmp_path / "n.ipynb") == ["teacher_dir", "w_a", "w_b", "x"]
+    check_parameters(tmp_path / "n.ipynb", {"teacher_dir": "t", "w_b": 0.0})   # accepted, no error
+    with pytest.raises(ValueError, match="no parameter 'y'"):
+        check_parameters(tmp_path / "n.ipynb", {"y": 2})
+    assert "teacher_dir" in notebook_parameters(ROOT / "notebooks" / "02_dense_distillation.ipynb")
+
+
 def test_parameter_values_are_read_as_python_literals():
     from kit.runner import parse_value
     assert [parse_value(v) for v in ["3", "1e-3", "True", "[1, 8]", "es-local"]] == [3, 0.001, True, [1, 8], "es-local"]

