@@ -1,10 +1,11 @@
 """Train the tiny QA model of the reliability tests; run by tests/test_reliability.py, alone or under
 `accelerate launch --num_processes 2`, so that both runs see the same global batch.
 
-    python tests/ddp_train.py OUT_DIR PER_PROCESS_BATCH [task|distill]
+    python tests/ddp_train.py OUT_DIR PER_PROCESS_BATCH [task|distill|multitask]
 
 "distill" trains a narrower 1-layer student from the 2-layer model with all four distillation terms, so
-that the projection (a parameter of the loss, outside DDP's wrapper) is trained too.
+that the projection (a parameter of the loss, outside DDP's wrapper) is trained too. "multitask" trains
+QA and answerability in turns on one shared encoder: each batch leaves the other task's head unused.
 """
 import json
 import sys
@@ -38,5 +39,11 @@ if __name__ == "__main__":
         from kit.student import build_student
         student = build_student(model, num_hidden_layers=1, hidden_size=16)
         train(student, feats, tc, pad_id=tok.pad_token_id, loss_fn=DistillLoss(model, student))
+    elif mode == "multitask":
+        from kit.tasks import MultiTaskData, MultiTaskLoss, MultiTaskModel, TaskSampler, make_task
+        tasks = [make_task("qa", examples, tok, 64, 16), make_task("answerability", examples, tok, 64, 16)]
+        mt = MultiTaskModel(model, tasks)
+        train(mt, MultiTaskData(tasks, TaskSampler.for_tasks(tasks, "round_robin")), tc, pad_id=tok.pad_token_id,
+              loss_fn=MultiTaskLoss(tasks))
     else:
         train(model, feats, tc, pad_id=tok.pad_token_id)

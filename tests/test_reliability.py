@@ -180,6 +180,21 @@ def test_parameter_values_are_read_as_python_literals():
     assert [parse_value(v) for v in ["3", "1e-3", "True", "[1, 8]", "es-local"]] == [3, 0.001, True, [1, 8], "es-local"]
 
 
+def test_two_cpu_processes_train_multitask_like_one(tmp_path):
+    one = run_helper([sys.executable], tmp_path / "one", 4, "multitask")
+    two = run_helper([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                      "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+                     tmp_path / "two", 2, "multitask")
+    assert [e["update"] for e in two] == [e["update"] for e in one]
+    for term in ("loss", "qa/task", "answerability/ce"):   # each task's batches, every process on the same task
+        seen_one, seen_two = [(e["update"], e[term]) for e in one if term in e], [(e["update"], e[term]) for e in two if term in e]
+        assert [u for u, _ in seen_two] == [u for u, _ in seen_one] and len(seen_one) >= 8, term
+        assert [v for _, v in seen_two] == pytest.approx([v for _, v in seen_one], rel=1e-4), term
+    a = load_file(tmp_path / "one" / "task_heads.safetensors")
+    b = load_file(tmp_path / "two" / "task_heads.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a if k.endswith("weight"))
+
+
 def test_two_cpu_processes_distil_like_one_projection_included(tmp_path):
     one = run_helper([sys.executable], tmp_path / "one", 4, "distill")
     two = run_helper([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
