@@ -1,5 +1,4 @@
 """`python -m kit reproduce`: profiles, parameter checks before anything runs, stop at the first failure, resume."""
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,12 +35,18 @@ def test_every_profile_names_real_notebooks_and_parameters():
         profile_parameters("colab", "02_dense_distillation")
 
 
-def test_reproduce_stops_at_the_failing_cell_and_resumes_after_the_fix(tmp_path, monkeypatch):
+@pytest.fixture
+def nbs(tmp_path, monkeypatch):
+    """Two notebooks in tmp_path/nbs (runs/ goes to tmp_path): 01_a always runs, 02_b fails unless `fail` is set."""
     monkeypatch.chdir(tmp_path)
-    nbs = tmp_path / "nbs"
-    nbs.mkdir()
-    write_notebook(nbs / "01_a.ipynb", 'open("ran_a.txt", "a").write("x")')
-    write_notebook(nbs / "02_b.ipynb", 'if not fail:\n    raise RuntimeError("broken on purpose")\nopen("ran_b.txt", "a").write("x")')
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    write_notebook(folder / "01_a.ipynb", 'open("ran_a.txt", "a").write("x")')
+    write_notebook(folder / "02_b.ipynb", 'if not fail:\n    raise RuntimeError("broken on purpose")\nopen("ran_b.txt", "a").write("x")')
+    return folder
+
+
+def test_reproduce_stops_at_the_failing_cell_and_resumes_after_the_fix(nbs, tmp_path):
     with pytest.raises(NotebookFailed, match=r"02_b.ipynb failed in cell 1 .*RuntimeError: broken on purpose"):
         reproduce("demo", notebooks_dir=nbs, notebooks=["01_a", "02_b"])
     assert (tmp_path / "ran_a.txt").read_text() == "x" and not (tmp_path / "ran_b.txt").exists()
@@ -57,12 +62,7 @@ def test_reproduce_stops_at_the_failing_cell_and_resumes_after_the_fix(tmp_path,
     assert (tmp_path / "ran_a.txt").read_text() == "xx"
 
 
-def test_unknown_parameter_fails_before_any_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    nbs = tmp_path / "nbs"
-    nbs.mkdir()
-    write_notebook(nbs / "01_a.ipynb", 'open("ran_a.txt", "a").write("x")')
-    write_notebook(nbs / "02_b.ipynb", 'pass')
+def test_unknown_parameter_fails_before_any_notebook_runs(nbs, tmp_path):
     with pytest.raises(ValueError, match="no parameter 'epoch'. Valid names: profile, fail"):
         reproduce("demo", {"02_b": {"epoch": 3}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"])
     assert not (tmp_path / "ran_a.txt").exists()
