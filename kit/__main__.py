@@ -26,6 +26,9 @@ def _inference_args(p):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-answer-length", type=int, default=30, help="in tokens")
     p.add_argument("--null-threshold", type=float, default=0.0, help="v2: answer '' when null beats best span by this")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                   help="inference precision (kit.bench.with_precision): bf16 needs a CPU with native bf16, "
+                        "int8 quantises the feed-forward layers")
 
 
 def _load_for_inference(args):
@@ -34,8 +37,9 @@ def _load_for_inference(args):
     check_model_source(args.model)   # fail on a wrong path before reading the data
     examples, report = load_squad(args.data)
     logging.info("%s", report)
+    from .bench import with_precision
     model, tok = load_qa_model(args.model, attn_implementation="sdpa"), load_tokenizer(args.model)
-    return model, tok, examples
+    return with_precision(model, args.precision), tok, examples
 
 
 def _predict(args, model, tok, examples):
@@ -87,7 +91,7 @@ def cmd_bench(args):
     import os
     import platform
     import torch
-    from .bench import bench_shapes, flops_per_token, quantize_int8, speedup_table, state_size_mb
+    from .bench import bench_shapes, flops_per_token, quantize_int8, speedup_table, state_size_mb, to_bf16
     from .models import build_qa_model, count_params, load_qa_model, load_tokenizer
     from .paper import paper_configs
     from .results import run_dir
@@ -118,10 +122,9 @@ def cmd_bench(args):
     def variants(name, model, config, tok=None):
         counts = count_params(model)   # int8 layers hold packed weights, not Parameters: count the fp32 model
         rows = add(name, model.to("cuda" if gpu else "cpu"), config, "fp32", counts, tok)["rows"]
-        if gpu:
-            add(name, model.to(torch.bfloat16), config, "bf16", counts, tok)
-            model.float()
-        elif args.int8:
+        if gpu or args.bf16:
+            add(name, to_bf16(model), config, "bf16", counts, tok)
+        if args.int8 and not gpu:
             add(name, quantize_int8(model), config, "int8", counts, tok)
         return rows
 
@@ -195,6 +198,8 @@ def main(argv=None):
     p.add_argument("--paper-pair", action="store_true", help="also the paper's RoBERTa-large teacher and 6x512 "
                    "student shapes, random weights, with their measured speed-up and FLOPs ratio")
     p.add_argument("--int8", action="store_true", help="also int8 dynamic quantisation (CPU)")
+    p.add_argument("--bf16", action="store_true", help="also bfloat16 (always on a GPU; on a CPU it needs "
+                   "native bf16, AVX512-BF16 or AMX)")
     p.add_argument("--data", help="also score every variant on this SQuAD-format file")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--seq-lens", type=int, nargs="+", default=[384])

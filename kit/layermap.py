@@ -6,6 +6,7 @@ Indices follow Hugging Face's outputs: attention maps are numbered by encoder la
 
     LayerMap.uniform(6, 24)   # the paper (TinyBERT's map): attention i ← teacher 4i+3, hidden i ← teacher 4i
     LayerMap.last_k(6, 24)    # the student's layers learn from the teacher's last six
+    LayerMap.copied([0, 1, 3, 4, 6, 7, 9, 11])   # a student built from these teacher layers keeps imitating them
     LayerMap.explicit([(0, 5), (1, 11)], [(0, 0), (2, 12)])
 """
 from __future__ import annotations
@@ -34,6 +35,17 @@ class LayerMap:
             raise ValueError(f"the student ({n_student} layers) is deeper than the teacher ({n_teacher}).")
         return cls(tuple((i, off + i) for i in range(n_student)),
                    ((0, 0),) + tuple((i, off + i) for i in range(1, n_student + 1)))
+
+    @classmethod
+    def copied(cls, teacher_layers) -> "LayerMap":
+        """For a student whose layer i was copied from teacher layer teacher_layers[i] (build_student's
+        init="teacher_layers"): each layer imitates the one it started as, attention i ← teacher layer l_i and
+        hidden i+1 ← teacher hidden l_i+1 (their outputs), with the embeddings as hidden 0. Any count of
+        layers works, so an 8-layer student of a 12-layer teacher needs no uniform block size."""
+        layers = [int(t) for t in teacher_layers]
+        if not layers or layers != sorted(set(layers)):
+            raise ValueError(f"teacher_layers {layers}: give distinct teacher layer indices in increasing order.")
+        return cls(tuple(enumerate(layers)), ((0, 0),) + tuple((i + 1, t + 1) for i, t in enumerate(layers)))
 
     @classmethod
     def explicit(cls, attention, hidden) -> "LayerMap":

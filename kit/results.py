@@ -52,20 +52,49 @@ def summary_entry(name: str, role: str, model, dataset: str, metrics: dict, **ex
             "exact_match": metrics["exact_match"], "f1": metrics["f1"], "n": metrics["n"], **extra}
 
 
-def results_table(summary_path) -> str:
+def results_table(summary_path, others_path=None) -> str:
     """A markdown table of a summary.json: EM/F1, F1 kept relative to the teacher, parameters, latency and
-    speed-up where measured."""
+    speed-up where measured. `others_path`: entries of the same form outside the summary (bf16 copies, whose
+    latency CONTRACTS.md keeps out of summary.json), shown below it against the same fp32 teacher."""
     entries = read_summary(summary_path)
+    others = [dict(e, role=f"{e['precision']} copy") for e in read_summary(others_path)] if others_path else []
     teacher = next((e for e in entries if e["role"] == "teacher"), None)
     lines = ["| model | role | EM | F1 | F1 kept | params (non-embedding) | latency ms, batch 1 | speed-up |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for e in entries:
+    for e in entries + others:
         kept = f"{100 * e['f1'] / teacher['f1']:.1f}%" if teacher else ""
         lat = e.get("latency_ms")
         speed = f"{teacher['latency_ms'] / lat:.2f}x" if lat and teacher and teacher.get("latency_ms") else ""
         lines.append(f"| {e['name']} | {e['role']} | {e['exact_match']:.2f} | {e['f1']:.2f} | {kept} | "
                      f"{e['params'] / 1e6:.1f}M ({e['non_embedding_params'] / 1e6:.1f}M) | "
                      f"{f'{lat:.1f}' if lat else ''} | {speed} |")
+    return "\n".join(lines)
+
+
+def speed_accuracy_points(entries: list[dict], min_speedups=(2.0, 4.0)) -> list[dict]:
+    """For each minimum speed-up, the compressed model (not the teacher, nor the teacher in another
+    precision: entries with `base` name their weights) that keeps the most of the teacher's F1 among
+    those measured at least that much faster than the teacher; model None where none is."""
+    teacher = next((e for e in entries if e["role"] == "teacher"), None)
+    if teacher is None or not teacher.get("latency_ms"):
+        return []
+    timed = [dict(e, speedup=teacher["latency_ms"] / e["latency_ms"], kept=100 * e["f1"] / teacher["f1"])
+             for e in entries if e.get("latency_ms") and teacher["name"] not in (e["name"], e.get("base"))]
+    points = []
+    for lo in min_speedups:
+        best = max((e for e in timed if e["speedup"] >= lo), key=lambda e: e["f1"], default=None)
+        points.append({"min_speedup": lo, "model": best and best["name"], "f1": best and best["f1"],
+                       "f1_kept": best and round(best["kept"], 1), "speedup": best and round(best["speedup"], 2)})
+    return points
+
+
+def points_text(points: list[dict]) -> str:
+    """speed_accuracy_points as markdown bullets."""
+    lines = []
+    for p in points:
+        best = (f"`{p['model']}` keeps {p['f1_kept']:.1f}% of the teacher's F1 ({p['f1']:.2f}) at {p['speedup']:.2f}x"
+                if p["model"] else "no model is that fast")
+        lines.append(f"- at ≥ {p['min_speedup']:g}x: {best}")
     return "\n".join(lines)
 
 
@@ -97,14 +126,18 @@ def paper_comparison(entries: list[dict], benchmark: dict | None = None, student
 README_MARKERS = ("<!-- results:es-local -->", "<!-- /results:es-local -->")
 
 
-def update_readme(readme="README.md", summary_path="results/es-local/summary.json") -> bool:
-    """Rewrite the README's table between README_MARKERS from `summary_path`; True if it changed."""
+def update_readme(readme="README.md", summary_path="results/es-local/summary.json",
+                  others_path="results/es-local/bf16.json") -> bool:
+    """Rewrite the README's table and speed/accuracy points between README_MARKERS from `summary_path` (and
+    the bf16 copies in `others_path`, when it exists); True if it changed."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
     begin, end = README_MARKERS
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    new = f"{head}{begin}\n{results_table(summary_path)}\n{end}{tail}"
+    table = results_table(summary_path, others_path if Path(others_path).exists() else None)
+    points = points_text(speed_accuracy_points(read_summary(summary_path)))
+    new = f"{head}{begin}\n{table}\n\nBest F1 kept at each speed-up (summary.json: fp32 and int8):\n{points}\n{end}{tail}"
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

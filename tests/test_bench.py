@@ -46,6 +46,28 @@ def test_int8_copy_is_close_to_fp32_and_leaves_the_original_alone():
     assert 0 < err < 0.1
 
 
+def test_bf16_copy_is_close_to_fp32_and_leaves_the_original_alone(monkeypatch):
+    import pytest
+    import kit.bench
+    from kit.bench import bf16_supported, random_batch, to_bf16, with_precision
+    torch.manual_seed(0)
+    model = build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, max_length=64)).eval()
+    batch = random_batch(100, 2, 32)
+    with pytest.raises(ValueError, match="choose one of \\('fp32', 'bf16', 'int8'\\)"):
+        with_precision(model, "fp16")
+    if bf16_supported():
+        half = with_precision(model, "bf16")
+        assert model.qa_outputs.weight.dtype == torch.float32 and half.qa_outputs.weight.dtype == torch.bfloat16
+        with torch.no_grad():
+            ref, h = model(**batch), half(**batch)
+        err = (h.start_logits.float() - ref.start_logits).abs().max() / ref.start_logits.abs().max()
+        assert 0 < err < 0.05                 # rounded to 8 bits of mantissa: close, not equal
+    monkeypatch.setattr(kit.bench, "bf16_supported", lambda: False)
+    with pytest.raises(RuntimeError, match="no native bfloat16.*use int8"):
+        to_bf16(model)
+
+
 def test_speedup_table_divides_latencies_and_flops():
     from kit.bench import speedup_table
     t_cfg = qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
@@ -73,16 +95,18 @@ def test_bench_cli_writes_latency_flops_and_int8_rows(tmp_path):
     import json
     import subprocess
     import sys
+    from kit.bench import bf16_supported
+    bf16 = ["--bf16"] if bf16_supported() else []
     model_dir = tmp_path / "m"
     build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                              max_length=64)).save_pretrained(model_dir)
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "-m", "kit", "bench", "--model", str(model_dir), "--int8", "--seq-lens", "32",
+    r = subprocess.run([sys.executable, "-m", "kit", "bench", "--model", str(model_dir), "--int8", *bf16, "--seq-lens", "32",
                         "--batch-sizes", "1", "2", "--repeats", "3", "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert [m["variant"] for m in report["models"]] == ["fp32", "int8"]
-    fp32, int8 = report["models"]
+    assert [m["variant"] for m in report["models"]] == ["fp32"] + ["bf16"] * len(bf16) + ["int8"]
+    fp32, int8 = report["models"][0], report["models"][-1]
     assert [(row["batch_size"], row["seq_len"]) for row in fp32["rows"]] == [(1, 32), (2, 32)]
     assert all(row["latency_ms"] > 0 for row in fp32["rows"] + int8["rows"])
     assert fp32["flops_per_token"]["32"] > 0 and int8["params"] == fp32["params"]

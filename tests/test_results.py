@@ -9,7 +9,8 @@ def test_readme_results_table_is_generated_from_the_committed_summary(tmp_path):
     root = Path(__file__).resolve().parents[1]
     copy = tmp_path / "README.md"
     copy.write_text((root / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
-    assert not update_readme(copy, root / "results/es-local/summary.json"), "run python -m kit.results"
+    assert not update_readme(copy, root / "results/es-local/summary.json", root / "results/es-local/bf16.json"), \
+        "run python -m kit.results"
 
 
 def test_results_table_shows_kept_f1_and_speed_up(tmp_path):
@@ -21,3 +22,20 @@ def test_results_table_shows_kept_f1_and_speed_up(tmp_path):
     path.write_text(json.dumps(summary))
     row = results_table(path).splitlines()[3]
     assert row == "| s | student | 40.00 | 60.00 | 75.0% | 1.0M (0.5M) | 10.0 | 4.00x |"
+    others = tmp_path / "bf16.json"     # rows outside the summary are measured against its fp32 teacher
+    others.write_text(json.dumps([dict(summary[1], name="s_bf16", precision="bf16", f1=59.0, latency_ms=5.0)]))
+    assert results_table(path, others).splitlines()[4] == \
+        "| s_bf16 | bf16 copy | 40.00 | 59.00 | 73.8% | 1.0M (0.5M) | 5.0 | 8.00x |"
+
+
+def test_speed_accuracy_points_pick_the_best_student_fast_enough_and_never_the_teacher():
+    from kit.results import points_text, speed_accuracy_points
+    e = lambda name, f1, lat, **kw: {"name": name, "role": kw.pop("role", "student"), "f1": f1, "latency_ms": lat, **kw}
+    entries = [e("t", 80.0, 40.0, role="teacher"), e("t_bf16", 79.9, 10.0, role="bf16", base="t"),  # 4x, but the teacher
+               e("a", 78.0, 19.0), e("b", 76.0, 20.0), e("c", 70.0, 10.5), e("d", 74.0, None)]        # d: not timed
+    points = speed_accuracy_points(entries)
+    assert [(p["min_speedup"], p["model"], p["speedup"], p["f1_kept"]) for p in points] == [
+        (2.0, "a", 2.11, 97.5), (4.0, None, None, None)]   # c is 3.81x: below 4x
+    assert points_text(points) == ("- at ≥ 2x: `a` keeps 97.5% of the teacher's F1 (78.00) at 2.11x\n"
+                                   "- at ≥ 4x: no model is that fast")
+    assert speed_accuracy_points([e("t", 80.0, None, role="teacher")]) == []

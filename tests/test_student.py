@@ -61,3 +61,22 @@ def test_teacher_layers_init_needs_the_teacher_width():
         build_student(teacher(), num_hidden_layers=2, init="teacher_layers", teacher_layers=[0, 9])
     with pytest.raises(ValueError, match="init 'copy'"):
         build_student(teacher(), num_hidden_layers=2, init="copy")
+
+
+def test_copied_layer_map_pairs_each_student_layer_with_the_teacher_layer_it_copies():
+    from kit.layermap import LayerMap
+    t = teacher(layers=4).eval()
+    s = build_student(t, num_hidden_layers=3, init="teacher_layers", teacher_layers=[0, 1, 3]).eval()
+    m = LayerMap.copied([0, 1, 3]).validate(3, 4)
+    assert m.attention == ((0, 0), (1, 1), (2, 3)) and m.hidden == ((0, 0), (1, 1), (2, 2), (3, 4))
+    ids = torch.randint(3, 60, (2, 12))
+    with torch.no_grad():
+        to = t(input_ids=ids, output_hidden_states=True)
+        so = s(input_ids=ids, output_hidden_states=True)
+    # before the skipped layer the student computes exactly what the teacher does, so the map starts at zero
+    # loss there; after it (hidden 3 vs teacher 4) the student has a gap to close
+    for i, j in m.hidden[:3]:
+        torch.testing.assert_close(so.hidden_states[i], to.hidden_states[j])
+    assert not torch.allclose(so.hidden_states[3], to.hidden_states[4], atol=1e-3)
+    with pytest.raises(ValueError, match="increasing order"):
+        LayerMap.copied([3, 1])

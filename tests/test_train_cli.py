@@ -70,6 +70,24 @@ def test_cli_predict_and_evaluate(tiny, tmp_path):
     assert metrics["n"] == len(examples) and 0 <= metrics["f1"] <= 100 and "exact_match" in metrics
 
 
+def test_cli_predicts_in_lower_precision(tiny, tmp_path):
+    from kit.bench import bf16_supported
+    path, examples, tok, cfg, _ = tiny
+    _train(tiny, tmp_path / "m")
+    answers = {}
+    for precision in ("fp32", "int8") + (("bf16",) if bf16_supported() else ()):
+        out = tmp_path / f"{precision}.json"
+        r = run_cli("predict", "--model", str(tmp_path / "m"), "--data", str(path), "--out", str(out),
+                    "--precision", precision)
+        assert r.returncode == 0, r.stderr
+        answers[precision] = json.loads(out.read_text())
+    for precision, preds in answers.items():     # rounding moves logits a little, rarely the best span
+        same = sum(preds[q] == answers["fp32"][q] for q in preds)
+        assert same >= 0.75 * len(examples), (precision, same)
+    r = run_cli("evaluate", "--model", str(tmp_path / "m"), "--data", str(path), "--precision", "fp16")
+    assert r.returncode == 2 and "invalid choice: 'fp16'" in r.stderr
+
+
 @pytest.mark.parametrize("args, words", [
     (["evaluate", "--model", "runs/does-not-exist", "--data", "x.json"], ["runs/does-not-exist", "no such model"]),
     (["evaluate", "--model", "MODEL", "--data", "nope.json"], ["nope.json", "no such file"]),
