@@ -35,7 +35,8 @@ MODELS = {  # name: (role, recipe, command)
                             f"updates under a 3-epoch schedule, then resumed with the 2-epoch one)",
                  "python results/es-local/distill_students.py student8 2 2"),
 }
-VARIANTS = ["student_int8", "teacher_bf16", "student_4ep_bf16", "student8_bf16"]   # <model>_<precision>
+VARIANTS = ["student_int8", "student_4ep_int8", "student8_int8",          # <model>_<precision>
+            "teacher_bf16", "student_4ep_bf16", "student8_bf16"]
 
 examples, _ = load_squad(TEST)
 raw = json.load(open(TEST))
