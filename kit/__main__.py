@@ -32,12 +32,12 @@ def _inference_args(p):
 
 
 def _load_for_inference(args):
+    from .bench import with_precision
     from .data import load_squad
     from .models import check_model_source, load_qa_model, load_tokenizer
     check_model_source(args.model)   # fail on a wrong path before reading the data
     examples, report = load_squad(args.data)
     logging.info("%s", report)
-    from .bench import with_precision
     model, tok = load_qa_model(args.model, attn_implementation="sdpa"), load_tokenizer(args.model)
     return with_precision(model, args.precision), tok, examples
 
