@@ -5,7 +5,7 @@
 student: 6 layers initialised from teacher layers 1,3,...,11, one-stage distillation, all four terms, weight 1.
 baseline: the same initialisation, task loss only (SDPA attention), the same steps.
 student8: 8 layers initialised from teacher layers 0,2,4,5,6,8,10,11 (the best 8 of 12 before training: F1 32.5 on
-          the last 4 training articles, against 20.4-24.0 for the others tried), each layer imitating the one
+          the last 4 training articles, against 20.4-25.8 for the four others tried), each layer imitating the one
           it copies (LayerMap.copied); otherwise as student. In bf16 it runs ~2.5x faster than the fp32 teacher.
 student_4ep: `student` (1 epoch) distilled for `epochs` (3) more epochs with a fresh schedule, the same recipe.
 """
