@@ -135,9 +135,14 @@ def update_readme(readme="README.md", summary_path="results/es-local/summary.jso
     begin, end = README_MARKERS
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    table = results_table(summary_path, others_path if Path(others_path).exists() else None)
-    points = points_text(speed_accuracy_points(read_summary(summary_path)))
-    new = f"{head}{begin}\n{table}\n\nBest F1 kept at each speed-up (summary.json: fp32 and int8):\n{points}\n{end}{tail}"
+    others = others_path if Path(others_path).exists() else None
+    entries = read_summary(summary_path)
+    body = (f"{results_table(summary_path, others)}\n\nBest F1 kept at each speed-up (summary.json: fp32 and int8):\n"
+            f"{points_text(speed_accuracy_points(entries))}\n")
+    if others:
+        body += (f"\nCounting the bf16 copies too ({Path(others).name}, timed in the same run):\n"
+                 f"{points_text(speed_accuracy_points(entries + read_summary(others)))}\n")
+    new = f"{head}{begin}\n{body}{end}{tail}"
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

@@ -34,9 +34,12 @@ MODELS = {  # name: (role, recipe, command)
                             f"teacher layer it copies (LayerMap.copied), 2 epochs (this run: the first 50 "
                             f"updates under a 3-epoch schedule, then resumed with the 2-epoch one)",
                  "python results/es-local/distill_students.py student8 2 2"),
+    "student8_4ep": ("student", f"`student8` distilled for 2 more epochs (a fresh schedule): 4 epochs of {DISTILL}, "
+                                f"each layer imitating the teacher layer it copies (LayerMap.copied)",
+                     "python results/es-local/distill_students.py student8_4ep 2 2"),
 }
-VARIANTS = ["student_int8", "student_4ep_int8", "student8_int8",          # <model>_<precision>
-            "teacher_bf16", "student_4ep_bf16", "student8_bf16"]
+VARIANTS = ["student_int8", "student_4ep_int8", "student8_int8", "student8_4ep_int8",    # <model>_<precision>
+            "teacher_bf16", "student_4ep_bf16", "student8_bf16", "student8_4ep_bf16"]
 
 examples, _ = load_squad(TEST)
 raw = json.load(open(TEST))
