@@ -149,26 +149,37 @@ def bench_shapes(model, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), wa
     return rows
 
 
+def interleaved_times(models: dict, batches: dict, rounds: int, warmup: int = 1, repeats: int = 1) -> dict:
+    """{model name: {batch key: [ms, ...]}}: each of `rounds` rounds takes the models in turn and times each on
+    every batch (`warmup` untimed passes, then `repeats` timed ones), so `rounds * repeats` times each.
+    Timing one model after the other lets a slow spell of a shared machine fall on one of them only: we saw
+    the same ratio move from 0.88 to 1.07 of its FLOPs bound between two such runs, and two models of one
+    shape come out 15% apart when each was timed 6 times in a row."""
+    times = {name: {key: [] for key in batches} for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            for key, batch in batches.items():
+                times[name][key] += time_forward(model, batch, warmup, repeats)
+    return times
+
+
 def interleaved_shapes(models: dict, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), rounds: int = 3,
                        warmup: int = 1, repeats: int = 2) -> dict[str, list[dict]]:
-    """bench_shapes for several models at once, for ratios between them: each shape is timed in `rounds`
-    rounds that take the models in turn, and each model's latency is the median of its rounds' medians.
-    Timing one model after the other lets a slow spell of a shared machine fall on one of them only
-    (we saw the same ratio move from 0.88 to 1.07 of its FLOPs bound between two such runs)."""
+    """bench_shapes for several models at once, for ratios between them (interleaved_times on random
+    batches): each model's latency at a shape is the median of its rounds' medians."""
+    shapes = [(seq, bs) for seq in seq_lens for bs in batch_sizes]
+    times = interleaved_times(models, {s: random_batch(vocab_size, s[1], s[0]) for s in shapes}, rounds, warmup,
+                              repeats)
     out = {name: [] for name in models}
-    for seq in seq_lens:
-        for bs in batch_sizes:
-            batch = random_batch(vocab_size, bs, seq)
-            per_round = {name: [] for name in models}
-            for _ in range(rounds):
-                for name, model in models.items():
-                    per_round[name].append(median_p90(time_forward(model, batch, warmup, repeats)))
-            for name, lats in per_round.items():
-                ms = statistics.median(r["latency_ms"] for r in lats)
-                out[name].append({"batch_size": bs, "seq_len": seq, "latency_ms": round(ms, 3),
-                                  "latency_p90_ms": round(statistics.median(r["latency_p90_ms"] for r in lats), 3),
-                                  "rounds": rounds, "sequences_per_s": round(1000 * bs / ms, 2),
-                                  "tokens_per_s": round(1000 * bs * seq / ms, 1)})
+    for name, by_shape in times.items():
+        for seq, bs in shapes:
+            t = by_shape[(seq, bs)]
+            lats = [median_p90(t[i:i + repeats]) for i in range(0, len(t), repeats)]
+            ms = statistics.median(r["latency_ms"] for r in lats)
+            out[name].append({"batch_size": bs, "seq_len": seq, "latency_ms": round(ms, 3),
+                              "latency_p90_ms": round(statistics.median(r["latency_p90_ms"] for r in lats), 3),
+                              "rounds": rounds, "sequences_per_s": round(1000 * bs / ms, 2),
+                              "tokens_per_s": round(1000 * bs * seq / ms, 1)})
     return out
 
 

@@ -126,6 +126,27 @@ def test_where_time_goes_splits_one_forward_into_its_parts():
 
 
 
+def test_interleaved_times_takes_the_models_in_turn_every_round():
+    from kit.bench import interleaved_times
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name, self.w = name, torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            calls.append((self.name, int(x.shape[0])))
+
+    models = {"a": Recorder("a"), "b": Recorder("b")}
+    batches = {1: {"x": torch.zeros(1)}, 8: {"x": torch.zeros(8)}}
+    times = interleaved_times(models, batches, rounds=3, warmup=1, repeats=2)
+    one_round = [(m, b) for m in "ab" for b in (1, 8) for _ in range(3)]   # 1 warm-up + 2 timed passes each
+    assert calls == one_round * 3          # a slow spell cannot fall on one model's whole series
+    assert {m: {b: len(t) for b, t in by_b.items()} for m, by_b in times.items()} == {"a": {1: 6, 8: 6},
+                                                                                        "b": {1: 6, 8: 6}}
+
+
 def test_interleaved_shapes_times_every_model_at_every_shape():
     from kit.bench import interleaved_shapes
     cfg = qa_config("roberta", vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

@@ -7,7 +7,7 @@ Adds latency_ms (batch 1) and latency_ms_batch8 to each entry and writes benchma
 import json, os, platform
 from pathlib import Path
 import torch
-from kit.bench import bf16_supported, flops_per_token, median_p90, state_size_mb, time_forward, with_precision
+from kit.bench import bf16_supported, flops_per_token, interleaved_times, median_p90, state_size_mb, with_precision
 from kit.data import load_squad
 from kit.features import collate, make_features
 from kit.models import load_qa_model, load_tokenizer
@@ -28,16 +28,11 @@ for e in files["summary.json"] + files["bf16.json"]:
 feats = make_features(examples, tok, 384, 128)
 full = [i for i in range(len(feats)) if len(feats.input_ids[i]) == 384]   # windows of the full 384 tokens
 batches = {b: collate(feats, full[:b], tok.pad_token_id, with_labels=False) for b in (1, 8)}
-# Each round times every model once (after one untimed pass that brings its weights back into cache), so a
-# slow spell of this shared virtual machine hits them all alike: with 5 rounds of 6 runs, two models of
-# identical shape came out up to 15% apart. Each latency is the median of its ROUNDS timed runs.
+# Each of the 30 rounds times every model once, after one untimed pass that brings its weights back into cache
+# (kit.bench.interleaved_times); each latency is the median of its 30 timed runs.
 ROUNDS = 30
-times = {name: {1: [], 8: []} for name in models}
 with torch.inference_mode():
-    for _ in range(ROUNDS):
-        for name, model in models.items():
-            for b, batch in batches.items():
-                times[name][b] += time_forward(model, batch, warmup=1, repeats=1)
+    times = interleaved_times(models, batches, ROUNDS, warmup=1, repeats=1)
 rows = {name: {b: {**median_p90(t), "runs": len(t), "batch_size": b, "seq_len": 384} for b, t in by_b.items()}
         for name, by_b in times.items()}
 for name in rows:
