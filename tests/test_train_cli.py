@@ -34,6 +34,16 @@ def test_loss_goes_down_and_log_is_written(tiny, tmp_path):
     assert (tmp_path / "m" / "model.safetensors").exists() and (tmp_path / "m" / "tokenizer.json").exists()
 
 
+def test_frozen_word_embeddings_stay_while_the_rest_trains(tiny, tmp_path):
+    _, _, _, cfg, _ = tiny
+    torch.manual_seed(0)
+    before = build_qa_model(cfg).state_dict()
+    after = _train(tiny, tmp_path / "m", freeze_word_embeddings=True).state_dict()
+    word = next(n for n in before if n.endswith("word_embeddings.weight"))
+    assert torch.equal(before[word], after[word])
+    changed = [n for n in before if n != word and not torch.equal(before[n], after[n])]
+    assert any("position_embeddings" in n for n in changed) and any("qa_outputs" in n for n in changed)
+
 def test_resumed_run_ends_with_the_same_weights(tiny, tmp_path):
     full = _train(tiny, tmp_path / "full")
     calls = {"n": 0}
