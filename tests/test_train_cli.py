@@ -44,6 +44,7 @@ def test_frozen_word_embeddings_stay_while_the_rest_trains(tiny, tmp_path):
     changed = [n for n in before if n != word and not torch.equal(before[n], after[n])]
     assert any("position_embeddings" in n for n in changed) and any("qa_outputs" in n for n in changed)
 
+
 def test_resumed_run_ends_with_the_same_weights(tiny, tmp_path):
     full = _train(tiny, tmp_path / "full")
     calls = {"n": 0}
