@@ -163,6 +163,36 @@ def interleaved_times(models: dict, batches: dict, rounds: int, warmup: int = 1,
     return times
 
 
+def timing_batches(examples, tokenizer, batch_sizes=(1,), max_length: int = 384, stride: int = 128) -> dict[int, dict]:
+    """{batch size: a batch of windows of `examples`}, the windows that fill `max_length` first, in file order:
+    latency is defined on full windows (CONTRACTS.md: 384 tokens); short paragraphs give the longest they have."""
+    feats = make_features(examples, tokenizer, max_length, stride)
+    if len(feats) < max(batch_sizes):
+        raise ValueError(f"{len(feats)} windows, fewer than batch size {max(batch_sizes)}: give more examples.")
+    longest = sorted(range(len(feats)), key=lambda i: -len(feats.input_ids[i]))   # stable: file order among equals
+    return {b: collate(feats, longest[:b], tokenizer.pad_token_id, with_labels=False) for b in batch_sizes}
+
+
+def entry_models(run_dir, entries: list[dict], device=None) -> dict:
+    """{summary entry name: its model as it was scored}: the folder of the entry's `base` model under
+    `run_dir` (the entry's own name when it has none) in its `precision` (fp32 when none), each folder loaded
+    once. A multi-task student loads as its QA model, the part that answers questions and is timed."""
+    from pathlib import Path
+    from .models import load_qa_model
+    loaded, out = {}, {}
+    for e in entries:
+        base, precision = e.get("base", e["name"]), e.get("precision", "fp32")
+        if base not in loaded:
+            folder = Path(run_dir) / base
+            if not (folder / "config.json").exists():
+                raise FileNotFoundError(f"{folder}: no saved model for the summary entry {e['name']!r} of "
+                                        f"{Path(run_dir) / 'summary.json'}. Rerun the notebook that trains it, or "
+                                        f"remove the entry from the summary.")
+            loaded[base] = load_qa_model(folder, attn_implementation="sdpa").eval().to(device or "cpu")
+        out[e["name"]] = with_precision(loaded[base], precision)
+    return out
+
+
 def interleaved_shapes(models: dict, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), rounds: int = 3,
                        warmup: int = 1, repeats: int = 2) -> dict[str, list[dict]]:
     """bench_shapes for several models at once, for ratios between them (interleaved_times on random

@@ -1,3 +1,6 @@
+import shutil
+
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -125,7 +128,6 @@ def test_where_time_goes_splits_one_forward_into_its_parts():
     assert parts["other"] >= -0.2 * whole
 
 
-
 def test_interleaved_times_takes_the_models_in_turn_every_round():
     from kit.bench import interleaved_times
     calls = []
@@ -157,3 +159,31 @@ def test_interleaved_shapes_times_every_model_at_every_shape():
     for rows in out.values():
         assert [(r["batch_size"], r["seq_len"], r["rounds"]) for r in rows] == [(1, 8, 2), (2, 8, 2)]
         assert all(r["latency_ms"] > 0 and r["latency_p90_ms"] >= 0 for r in rows)
+
+
+def test_timing_batches_take_the_longest_windows_first_in_file_order(tiny):
+    from kit.bench import timing_batches
+    from kit.features import make_features
+    _, examples, tok, _, _ = tiny
+    lengths = [len(ids) for ids in make_features(examples, tok, 64, 16).input_ids]
+    batches = timing_batches(examples, tok, (1, 3), max_length=64, stride=16)
+    first = max(range(len(lengths)), key=lambda i: (lengths[i], -i))          # the longest, the earliest of ties
+    assert batches[1]["input_ids"].shape == (1, lengths[first])
+    assert batches[3]["input_ids"].shape == (3, lengths[first])
+    assert sorted(batches[3]["attention_mask"].sum(1).tolist(), reverse=True) == sorted(lengths, reverse=True)[:3]
+    with pytest.raises(ValueError, match="fewer than batch size 100"):
+        timing_batches(examples, tok, (1, 100), max_length=64, stride=16)
+
+
+def test_entry_models_load_each_folder_once_in_each_entrys_precision(tiny, tmp_path):
+    from kit.bench import entry_models
+    _, _, _, cfg, model_dir = tiny
+    run = tmp_path / "runs" / "x"
+    shutil.copytree(model_dir, run / "teacher")
+    entries = [{"name": "teacher"}, {"name": "teacher_int8", "base": "teacher", "precision": "int8"}]
+    models = entry_models(run, entries)
+    assert list(models) == ["teacher", "teacher_int8"]
+    assert type(models["teacher"].roberta.encoder.layer[0].intermediate.dense) is torch.nn.Linear
+    assert type(models["teacher_int8"].roberta.encoder.layer[0].intermediate.dense) is not torch.nn.Linear
+    with pytest.raises(FileNotFoundError, match=r"student'.*Rerun the notebook that trains it"):
+        entry_models(run, [{"name": "student"}])
