@@ -6,7 +6,7 @@
 A profile named in kit.profiles gives each notebook its parameters (-p overrides them); another name
 only chooses where results go (runs/<name>/) and keeps the notebook's defaults.
 `reproduce` stops at the first failing notebook, naming it and the cell, and when rerun skips the
-notebooks that already finished with the same parameters and the same notebook file (a marker
+notebooks that already finished with the same parameters and cell sources (a marker
 runs/<profile>/notebooks/<notebook>.done.json records them; --fresh ignores the markers).
 
 Papermill on its own only warns about an unknown name (a typo such as `-p epoch 3` would run the
@@ -80,8 +80,13 @@ class NotebookFailed(RuntimeError):
 
 
 def _fingerprint(notebook: Path, parameters: dict) -> dict:
+    """What decides a notebook's results: its cells' sources and the parameters. Stored outputs and metadata
+    are left out, so that pulling a commit that only refreshed them does not rerun hours of training."""
     import hashlib
-    return {"notebook_sha256": hashlib.sha256(notebook.read_bytes()).hexdigest(), "parameters": parameters}
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    code = json.dumps([[c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]]
+                       for c in cells])
+    return {"cells_sha256": hashlib.sha256(code.encode()).hexdigest(), "parameters": parameters}
 
 
 def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_dir="notebooks", fresh: bool = False,

@@ -62,6 +62,21 @@ def test_reproduce_stops_at_the_failing_cell_and_resumes_after_the_fix(nbs, tmp_
     assert (tmp_path / "ran_a.txt").read_text() == "xx"
 
 
+def test_a_finished_notebook_reruns_when_its_code_changes_not_its_stored_outputs(nbs, tmp_path):
+    run = lambda: reproduce("demo", notebooks_dir=nbs, notebooks=["01_a"])
+    run()
+    nb = nbformat.read(nbs / "01_a.ipynb", as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="stored by a fresh clone's make demo\n")]
+    nb.cells[1].execution_count, nb.metadata["papermill"] = 7, {"duration": 1.0}
+    nbformat.write(nb, nbs / "01_a.ipynb")
+    run()
+    assert (tmp_path / "ran_a.txt").read_text() == "x"              # outputs refreshed: still finished
+    nb.cells[1].source += "\n# a changed line"
+    nbformat.write(nb, nbs / "01_a.ipynb")
+    run()
+    assert (tmp_path / "ran_a.txt").read_text() == "xx"             # code changed: it runs again
+
+
 def test_unknown_parameter_fails_before_any_notebook_runs(nbs, tmp_path):
     with pytest.raises(ValueError, match="no parameter 'epoch'. Valid names: profile, fail"):
         reproduce("demo", {"02_b": {"epoch": 3}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"])
