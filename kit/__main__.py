@@ -120,7 +120,7 @@ def cmd_bench(args):
         return entry
 
     def variants(name, model, config, tok=None):
-        counts = count_params(model)   # int8 layers hold packed weights, not Parameters: count the fp32 model
+        counts = count_params(model)   # int8 layers hold their weights as buffers, not Parameters: count the fp32 model
         rows = add(name, model.to("cuda" if gpu else "cpu"), config, "fp32", counts, tok)["rows"]
         if gpu or args.bf16:
             add(name, to_bf16(model), config, "bf16", counts, tok)
@@ -197,7 +197,7 @@ def main(argv=None):
     p.add_argument("--model", action="append", help="a saved QA model directory (repeat for several)")
     p.add_argument("--paper-pair", action="store_true", help="also the paper's RoBERTa-large teacher and 6x512 "
                    "student shapes, random weights, with their measured speed-up and FLOPs ratio")
-    p.add_argument("--int8", action="store_true", help="also int8 dynamic quantisation (CPU)")
+    p.add_argument("--int8", action="store_true", help="also int8 weights and activations (kit.int8; CPU)")
     p.add_argument("--bf16", action="store_true", help="also bfloat16 (always on a GPU; on a CPU it needs "
                    "native bf16, AVX512-BF16 or AMX)")
     p.add_argument("--data", help="also score every variant on this SQuAD-format file")

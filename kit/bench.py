@@ -15,6 +15,7 @@ import time
 import torch
 
 from .features import collate, make_features
+from .int8 import quantize_int8  # noqa: F401  (kit.bench.quantize_int8: where notebooks and the CLI find it)
 
 
 def _sync(device):
@@ -75,40 +76,9 @@ def random_batch(vocab_size: int, batch_size: int, seq_len: int, seed: int = 0) 
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-FEED_FORWARD_LINEAR = r"(layer\.\d+\.(intermediate|output)\.dense|mlp\.W[io])$"   # BERT/RoBERTa, ModernBERT
-
-
-def quantize_int8(model, which: str = "feed_forward"):
-    """A copy for CPU inference with int8 dynamic quantisation (weights stored in int8 with one scale per
-    output channel, activations quantised on the fly) of the feed-forward layers (which="feed_forward",
-    the default) or of every encoder nn.Linear (which="all"). The QA head, embeddings and LayerNorms
-    stay fp32.
-
-    Why feed-forward only by default: measured on the es-local 6-layer student (test-v1.1, results/es-local),
-    int8 everywhere ran 1.9-2.2x faster but lost 1.4 F1 (2.4 with one scale per tensor); the attention
-    projections are the sensitive part. Feed-forward only: 1.5x faster for 0.5 F1. The head is d x 2 and
-    its logits choose the span: rounding it saves nothing. Check F1 on your own model: the same default
-    cost the es-local 8-layer student 17 F1 (results/es-local/summary.json), where bf16 (to_bf16) cost none."""
-    import copy
-    import re
-    import warnings
-    if which not in ("feed_forward", "all"):
-        raise ValueError(f"which {which!r}: choose 'feed_forward' or 'all'.")
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated in favour of torchao, but it is what the pinned torch ships
-        warnings.simplefilter("ignore")   # also quantize_per_tensor's notes on its own deprecation
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-        model = copy.deepcopy(model).eval()
-        spec = {name: per_channel_dynamic_qconfig for name, m in model.named_modules()
-                if isinstance(m, torch.nn.Linear) and not name.endswith("qa_outputs")
-                and (which == "all" or re.search(FEED_FORWARD_LINEAR, name))}
-        return quantize_dynamic(model, spec, dtype=torch.qint8)
-
-
 def to_bf16(model):
-    """A bfloat16 copy for CPU inference. bf16 keeps fp32's exponent range, where int8 maps each activation
-    tensor onto 255 steps: on the es-local teacher (held-out training articles) bf16 kept F1 76.47 of
-    76.85, where int8 feed-forward layers fell to 61.62. It is fast only where the CPU multiplies bf16
+    """A bfloat16 copy for inference. bf16 keeps fp32's exponent range: on the es-local teacher (held-out
+    training articles) it kept F1 76.47 of 76.85. It is fast only where the CPU multiplies bf16
     natively (AVX512-BF16 or AMX: recent Xeon and EPYC; 1.6x on this kit's machine); elsewhere it is
     emulated and slower than fp32, so it is refused there (`bf16_supported`)."""
     import copy
@@ -129,8 +99,8 @@ PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def with_precision(model, precision: str):
-    """`model` for inference in `precision`: fp32 as it is, bf16 (to_bf16) or int8 feed-forward layers
-    (quantize_int8)."""
+    """`model` for inference in `precision`: fp32 as it is, bf16 (to_bf16) or int8 encoder layers
+    (kit.int8.quantize_int8)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: choose one of {PRECISIONS}.")
     return {"fp32": lambda m: m.eval(), "bf16": to_bf16, "int8": quantize_int8}[precision](model)
@@ -227,7 +197,7 @@ def speedup_table(teacher_rows: list[dict], student_rows: list[dict], teacher_co
 
 
 def state_size_mb(model) -> float:
-    """Megabytes of the model's state as torch.save writes it (int8 weights included as packed)."""
+    """Megabytes of the model's state as torch.save writes it (int8 weights at one byte each)."""
     import io
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)

@@ -30,6 +30,11 @@ def parse_value(text: str):
         return text
 
 
+def _cell_source(cell: dict) -> str:
+    """A cell's text: nbformat stores it as one string or as a list of lines."""
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
 def notebook_parameters(notebook) -> list[str]:
     """The names assigned in the notebook's cell tagged `parameters`, read with Python's own parser
     (papermill's line-by-line reading skips a line whose comment holds quotes, e.g. `x = ""  # "" = none`)."""
@@ -37,9 +42,8 @@ def notebook_parameters(notebook) -> list[str]:
     cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if cell is None:
         return []
-    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
     names = []
-    for node in ast.parse(source).body:
+    for node in ast.parse(_cell_source(cell)).body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
         for t in targets:
             for n in (t.elts if isinstance(t, ast.Tuple) else [t]):
@@ -84,8 +88,7 @@ def _fingerprint(notebook: Path, parameters: dict) -> dict:
     are left out, so that pulling a commit that only refreshed them does not rerun hours of training."""
     import hashlib
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    code = json.dumps([[c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]]
-                       for c in cells])
+    code = json.dumps([[c["cell_type"], _cell_source(c)] for c in cells])
     return {"cells_sha256": hashlib.sha256(code.encode()).hexdigest(), "parameters": parameters}
 
 

@@ -46,7 +46,7 @@ teacher = rows["teacher"]
 report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU", "torch": torch.__version__,
           "threads": torch.get_num_threads(), "cpu_native_bf16": bf16_supported(),
           "windows": "the first 1 or 8 windows of test-v1.1.json that fill max_length 384",
-          "int8": "kit.bench.quantize_int8 default: feed-forward layers int8 per channel, attention and QA head fp32",
+          "int8": "kit.int8.quantize_int8 default: every encoder nn.Linear in int8 (weights: one scale per output channel; activations: one scale per token), QA head fp32",
           "bf16": "kit.bench.to_bf16: every weight and activation in bfloat16 (native AVX512-BF16 on this CPU)",
           "latency": rows, "size_mb": {n: round(state_size_mb(m), 1) for n, m in models.items()},
           "flops_per_token_384": {n: flops_per_token(m.config, 384) for n, m in fp32.items()},

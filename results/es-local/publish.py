@@ -37,8 +37,12 @@ MODELS = {  # name: (role, recipe, command)
     "student8_4ep": ("student", f"`student8` distilled for 2 more epochs (a fresh schedule): 4 epochs of {DISTILL}, "
                                 f"each layer imitating the teacher layer it copies (LayerMap.copied)",
                      "python results/es-local/distill_students.py student8_4ep 2 2"),
+    "student10": ("student", f"10 layers from teacher layers 0,2,4,5,6,7,8,9,10,11 (the best of four 10-layer choices "
+                             f"before training); {DISTILL}, each layer imitating the teacher layer it copies "
+                             f"(LayerMap.copied), 2 epochs",
+                  "python results/es-local/distill_students.py student10 2 2"),
 }
-VARIANTS = ["student_int8", "student_4ep_int8", "student8_int8", "student8_4ep_int8",    # <model>_<precision>
+VARIANTS = ["student_int8", "student_4ep_int8", "student8_int8", "student8_4ep_int8", "student10_int8",  # <model>_<precision>
             "teacher_bf16", "student_4ep_bf16", "student8_bf16", "student8_4ep_bf16"]
 
 examples, _ = load_squad(TEST)
