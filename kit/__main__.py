@@ -68,7 +68,8 @@ def cmd_train(args):
     from .features import make_features
     from .inference import evaluate_model
     from .models import load_qa_model, load_tokenizer
-    from .train import TrainConfig, train
+    from .train import TrainConfig, resolve_mixed_precision, train
+    resolve_mixed_precision(args.mixed_precision)   # a bad choice ends here, before the data is read
     train_ex, report = load_squad(args.train)
     print(report)
     # no attention maps are needed to fine-tune with the task loss: SDPA is faster and far lighter
@@ -81,7 +82,8 @@ def cmd_train(args):
         evaluate = lambda m: evaluate_model(m, tok, eval_ex, max_length=args.max_length, stride=args.stride)[0]
     cfg = TrainConfig(out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum,
                       lr=args.lr, warmup=args.warmup, seed=args.seed, save_every=args.save_every,
-                      freeze_word_embeddings=args.freeze_word_embeddings, num_threads=args.threads)
+                      freeze_word_embeddings=args.freeze_word_embeddings, num_threads=args.threads,
+                      mixed_precision=args.mixed_precision)
     t0 = time.time()
     train(model, feats, cfg, pad_id=tok.pad_token_id, evaluate=evaluate, save_extra=tok.save_pretrained)
     print(json.dumps({"out": args.out, "train_seconds": round(time.time() - t0, 1)}))
@@ -192,6 +194,8 @@ def main(argv=None):
     p.add_argument("--save-every", type=int, default=50, help="optimiser steps between resumable checkpoints")
     p.add_argument("--freeze-word-embeddings", action="store_true")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--mixed-precision", default="auto", help="auto (fp16 on a GPU, fp32 on CPU), no, fp16, or bf16 "
+                   "(a GPU, or a CPU with native bf16: about 1.6x faster training of the es-local teacher)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("bench", help="latency, throughput, FLOPs (and F1) of models; writes benchmark.json")
     p.add_argument("--model", action="append", help="a saved QA model directory (repeat for several)")

@@ -6,7 +6,7 @@ loss that also runs a frozen teacher and adds the distillation terms; a multi-ta
 kit.tasks.MultiTaskData as its data (each batch from one task, chosen by a sampler) and
 kit.tasks.MultiTaskLoss, which picks the loss by the batch's task.
 
-The loop, on accelerate (fp16/bf16 on GPU, plain fp32 on CPU, one or several processes):
+The loop, on accelerate (fp16/bf16 on GPU, fp32 on CPU or bf16 where it is native; one or several processes):
   * AdamW with a linear warm-up then linear decay, gradient accumulation and clipping;
   * a fixed shuffling order per (seed, epoch), so a resumed run sees the same batches;
   * an evaluation after every epoch; the best model so far is saved with `save_pretrained`
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -50,7 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.1           # fraction of all optimiser steps
     max_grad_norm: float = 1.0
-    mixed_precision: str = "auto"  # "auto" = fp16 on CUDA, none on CPU; or "no", "fp16", "bf16"
+    mixed_precision: str = "auto"  # "auto" = fp16 on CUDA, none on CPU; or "no", "fp16" (CUDA), "bf16" (see below)
     seed: int = 0
     log_every: int = 20           # optimiser steps between training-loss log lines
     save_every: int = 0           # optimiser steps between checkpoints (0: at epoch ends only)
@@ -66,6 +67,32 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}; valid: {sorted(known)}")
         return dataclasses.replace(self, **overrides)
+
+
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """What accelerate is told: "auto" is fp16 on CUDA and plain fp32 ("no") on CPU, so that a CPU run gives the
+    same numbers on every CPU. "bf16" on CPU is opt-in and only where the CPU multiplies bf16 natively
+    (AVX512-BF16 or AMX): on the es-local e5-small shapes it made a teacher update about 1.6x and a
+    distillation update about 2x faster on this kit's machine, every loss term within 0.5% of fp32's on the
+    same batch (results/es-local/bf16_training_speed.py); an emulated bf16 would be slower than fp32, so it
+    is refused."""
+    if choice not in MIXED_PRECISIONS:
+        raise ValueError(f"mixed_precision {choice!r}: choose one of {', '.join(MIXED_PRECISIONS)}.")
+    cuda = torch.cuda.is_available()
+    if choice == "auto":
+        return "fp16" if cuda else "no"
+    if choice == "fp16" and not cuda:
+        raise ValueError("mixed_precision 'fp16' needs a CUDA GPU and none is visible: on a CPU use 'no' "
+                         "(or 'bf16' where the CPU has native bf16).")
+    if choice == "bf16" and not cuda:
+        from .bench import bf16_supported
+        if not bf16_supported():
+            raise ValueError("mixed_precision 'bf16': this CPU has no native bfloat16 matrix multiply "
+                             "(AVX512-BF16 or AMX), so bf16 training would be slower than fp32; use 'no'.")
+    return choice
 
 
 def task_loss(model, batch):
@@ -132,15 +159,17 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
     """
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "fp16" if torch.cuda.is_available() else "no"
+    mp = resolve_mixed_precision(cfg.mixed_precision)
     # Several processes without CUDA (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
     # accelerate forms the gloo process group only when told that it runs on CPU.
     several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     multitask = hasattr(train_data, "epoch_batches")
     # A multi-task batch leaves the other tasks' heads unused, which DDP must be told about.
     ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if multitask else []
+    # accelerate keeps one precision per process and refuses another; a notebook kernel may train in bf16 after
+    # fp32, so forget the old choice (the process group, PartialState, stays as it is)
+    if AcceleratorState._shared_state.get("_mixed_precision", mp) != mp:
+        AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum,
                               cpu=several_cpu_processes, kwargs_handlers=ddp)
     set_seed(cfg.seed)

@@ -7,7 +7,7 @@ import torch
 
 from kit.features import make_features
 from kit.models import build_qa_model
-from kit.train import TrainConfig, read_log, train
+from kit.train import TrainConfig, read_log, resolve_mixed_precision, train
 
 
 def _train(tiny, out, loss_fn=None, **kw):
@@ -24,6 +24,37 @@ def _train(tiny, out, loss_fn=None, **kw):
 def test_unknown_training_option_is_an_error():
     with pytest.raises(ValueError, match="unknown training option.*'lr_rate'"):
         TrainConfig().replace(lr_rate=1)
+
+
+def test_mixed_precision_is_checked_against_the_hardware(monkeypatch):
+    with pytest.raises(ValueError, match="'fp8': choose one of auto, no, fp16, bf16"):
+        resolve_mixed_precision("fp8")
+    if torch.cuda.is_available():
+        pytest.skip("the CPU rules below apply where no GPU is visible")
+    assert resolve_mixed_precision("auto") == "no"           # the same fp32 numbers on every CPU
+    with pytest.raises(ValueError, match="'fp16' needs a CUDA GPU"):
+        resolve_mixed_precision("fp16")
+    monkeypatch.setattr("kit.bench.bf16_supported", lambda: False)
+    with pytest.raises(ValueError, match="no native bfloat16"):
+        resolve_mixed_precision("bf16")
+    monkeypatch.setattr("kit.bench.bf16_supported", lambda: True)
+    assert resolve_mixed_precision("bf16") == "bf16"
+
+
+def test_bf16_training_multiplies_in_bf16_and_keeps_fp32_weights(tiny, tmp_path, monkeypatch):
+    # a CPU without native bf16 still runs bf16 autocast (emulated, slowly), so the loop can be checked anywhere
+    monkeypatch.setattr("kit.bench.bf16_supported", lambda: True)
+    seen = []
+
+    def recording_loss(model, batch):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        out = model(**batch)
+        return out.loss, {}
+    model = _train(tiny, tmp_path / "m", loss_fn=recording_loss, mixed_precision="bf16")
+    assert seen and set(seen) == {(True, torch.bfloat16)}    # every loss ran under bf16 autocast
+    assert {p.dtype for p in model.parameters()} == {torch.float32}   # master weights stay fp32
+    _train(tiny, tmp_path / "fp32", loss_fn=recording_loss)   # then fp32 in the same process, as a notebook may
+    assert seen[-1][0] is False
 
 
 def test_loss_goes_down_and_log_is_written(tiny, tmp_path):
@@ -102,6 +133,8 @@ def test_cli_predicts_in_lower_precision(tiny, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["evaluate", "--model", "runs/does-not-exist", "--data", "x.json"], ["runs/does-not-exist", "no such model"]),
     (["evaluate", "--model", "MODEL", "--data", "nope.json"], ["nope.json", "no such file"]),
+    (["train", "--model", "MODEL", "--train", "x.json", "--out", "o", "--mixed-precision", "fp8"],
+     ["mixed_precision 'fp8'", "auto, no, fp16, bf16"]),
 ])
 def test_cli_bad_input_is_one_paragraph_without_traceback(tiny, tmp_path, args, words):
     args = [str(tiny[4]) if a == "MODEL" else a for a in args]

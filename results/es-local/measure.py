@@ -7,10 +7,9 @@ Adds latency_ms (batch 1) and latency_ms_batch8 to each entry and writes benchma
 import json, os, platform
 from pathlib import Path
 import torch
-from kit.bench import bf16_supported, flops_per_token, interleaved_times, median_p90, state_size_mb, with_precision
+from kit.bench import bf16_supported, entry_models, flops_per_token, interleaved_times, median_p90, state_size_mb, timing_batches
 from kit.data import load_squad
-from kit.features import collate, make_features
-from kit.models import load_qa_model, load_tokenizer
+from kit.models import load_tokenizer
 from kit.results import read_summary, record
 
 TEST = "../shared/data/squad-es/test-v1.1.json"
@@ -19,15 +18,11 @@ torch.set_num_threads(2)
 examples, _ = load_squad(TEST)
 tok = load_tokenizer(str(RUNS / "teacher"))
 files = {"summary.json": read_summary(out / "summary.json"), "bf16.json": read_summary(out / "bf16.json")}
-fp32, models = {}, {}
-for e in files["summary.json"] + files["bf16.json"]:
-    base, precision = e.get("base", e["name"]), e.get("precision", "fp32")
-    if base not in fp32:   # the multi-task student loads as a plain QA model: its QA part is timed
-        fp32[base] = load_qa_model(str(RUNS / base), attn_implementation="sdpa").eval()
-    models[e["name"]] = with_precision(fp32[base], precision)
-feats = make_features(examples, tok, 384, 128)
-full = [i for i in range(len(feats)) if len(feats.input_ids[i]) == 384]   # windows of the full 384 tokens
-batches = {b: collate(feats, full[:b], tok.pad_token_id, with_labels=False) for b in (1, 8)}
+all_entries = files["summary.json"] + files["bf16.json"]
+# each entry's `base` model in its `precision`; the multi-task student loads as a plain QA model: its QA part is timed
+models = entry_models(RUNS, all_entries)
+# the first 1 and 8 windows of the file that fill all 384 tokens (test-v1.1 has 39)
+batches = timing_batches(examples, tok, (1, 8), 384, 128)
 # Each of the 30 rounds times every model once, after one untimed pass that brings its weights back into cache
 # (kit.bench.interleaved_times); each latency is the median of its 30 timed runs.
 ROUNDS = 30
@@ -49,7 +44,7 @@ report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU"
           "int8": "kit.int8.quantize_int8 default: every encoder nn.Linear in int8 (weights: one scale per output channel; activations: one scale per token), QA head fp32",
           "bf16": "kit.bench.to_bf16: every weight and activation in bfloat16 (native AVX512-BF16 on this CPU)",
           "latency": rows, "size_mb": {n: round(state_size_mb(m), 1) for n, m in models.items()},
-          "flops_per_token_384": {n: flops_per_token(m.config, 384) for n, m in fp32.items()},
+          "flops_per_token_384": {e.get("base", e["name"]): flops_per_token(models[e["name"]].config, 384) for e in all_entries},
           "speedup_vs_teacher": {n: {b: round(teacher[b]["latency_ms"] / r[b]["latency_ms"], 2) for b in (1, 8)}
                                  for n, r in rows.items()}}
 (out / "benchmark.json").write_text(json.dumps(report, indent=1))
