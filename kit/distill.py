@@ -158,3 +158,4 @@ def distill(teacher, student, features, cfg, *, pad_id: int, stages: str = "one"
         history += train(student, features, stage_cfg, pad_id=pad_id, loss_fn=loss_fn,
                          evaluate=evaluate if last else None, save_extra=save_extra)
     return history
+

@@ -32,6 +32,36 @@ class Features:
     def __len__(self):
         return len(self.input_ids)
 
+    def select(self, indices) -> "Features":
+        """The windows `indices` (in that order), e.g. those of a subset of the questions."""
+        pick = lambda rows: [rows[i] for i in indices]
+        return Features(pick(self.input_ids), pick(self.example_index), pick(self.offsets),
+                        pick(self.start_positions), pick(self.end_positions),
+                        pick(self.token_type_ids) if self.token_type_ids is not None else None)
+
+    def relabel(self, start_positions, end_positions) -> "Features":
+        """The same windows with other labels (e.g. a teacher's answers)."""
+        if not len(start_positions) == len(end_positions) == len(self):
+            raise ValueError(f"need one start and one end label per window ({len(self)}), got "
+                             f"{len(start_positions)} and {len(end_positions)}.")
+        return Features(self.input_ids, self.example_index, self.offsets, list(start_positions),
+                        list(end_positions), self.token_type_ids)
+
+    def without_labels(self) -> "Features":
+        """The same windows as questions nobody has answered (kit.losses.UNLABELLED): a student distilled on
+        them learns their answers from the teacher's logits alone."""
+        from .losses import UNLABELLED
+        return self.relabel([UNLABELLED] * len(self), [UNLABELLED] * len(self))
+
+    def __add__(self, other: "Features") -> "Features":
+        """The windows of both (example_index keeps each side's own numbering: use it per side only)."""
+        if (self.token_type_ids is None) != (other.token_type_ids is None):
+            raise ValueError("cannot join windows with and without token_type_ids (two tokenizers?).")
+        return Features(self.input_ids + other.input_ids, self.example_index + other.example_index,
+                        self.offsets + other.offsets, self.start_positions + other.start_positions,
+                        self.end_positions + other.end_positions,
+                        None if self.token_type_ids is None else self.token_type_ids + other.token_type_ids)
+
 
 def check_fast_tokenizer(tokenizer):
     if not getattr(tokenizer, "is_fast", False):
@@ -73,6 +103,19 @@ def make_features(examples: list[Example], tokenizer, max_length: int = 384, str
         if feats.token_type_ids is not None:
             feats.token_type_ids.append(enc["token_type_ids"][i])
     return feats
+
+
+def split_by_question(feats: Features, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Window indices of a random `fraction` of the questions, and of the others. A question's windows stay
+    on one side, so that "10% of the labels" means 10% of the questions, however long their contexts."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction {fraction}: give a share of the questions in (0, 1].")
+    import random
+    questions = sorted(set(feats.example_index))
+    random.Random(seed).shuffle(questions)
+    chosen = set(questions[:max(1, round(fraction * len(questions)))])
+    inside = [k for k, q in enumerate(feats.example_index) if q in chosen]
+    return inside, [k for k, q in enumerate(feats.example_index) if q not in chosen]
 
 
 def collate(feats: Features, indices, pad_id: int, with_labels: bool = True) -> dict[str, torch.Tensor]:

@@ -1,6 +1,8 @@
 """Answer questions with a QA model and score the answers: the path behind `python -m kit predict/evaluate`."""
 from __future__ import annotations
 
+import os
+
 import torch
 from tqdm.auto import tqdm
 
@@ -17,7 +19,7 @@ def window_logits(model, feats, pad_id: int, batch_size: int = 64, device=None):
     order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
     start, end = [None] * len(feats), [None] * len(feats)
     for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, mininterval=5,
-                  disable=len(order) < 4 * batch_size):
+                  disable=len(order) < 4 * batch_size or bool(os.environ.get("TQDM_DISABLE"))):
         idx = order[i:i + batch_size]
         batch = {k: v.to(device) for k, v in collate(feats, idx, pad_id, with_labels=False).items()}
         out = model(**batch)

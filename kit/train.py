@@ -38,6 +38,9 @@ from .features import Features, collate
 from .losses import task_ce
 
 LOSS_STATE = "loss_state.safetensors"
+# TQDM_DISABLE=1 (set by `kit run`/`kit reproduce` for the notebooks they execute) silences the bars: tqdm
+# reads it only where no `disable` is given, and the loop gives one (other processes stay quiet).
+QUIET = bool(os.environ.get("TQDM_DISABLE"))
 
 
 @dataclass
@@ -51,7 +54,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.1           # fraction of all optimiser steps
     max_grad_norm: float = 1.0
-    mixed_precision: str = "auto"  # "auto" = fp16 on CUDA, none on CPU; or "no", "fp16" (CUDA), "bf16" (see below)
+    mixed_precision: str = "auto"  # "auto" = fp16 on CUDA, bf16 on a CPU with native bf16, else fp32; "no", "fp16", "bf16"
     seed: int = 0
     log_every: int = 20           # optimiser steps between training-loss log lines
     save_every: int = 0           # optimiser steps between checkpoints (0: at epoch ends only)
@@ -73,17 +76,18 @@ MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 
 
 def resolve_mixed_precision(choice: str) -> str:
-    """What accelerate is told: "auto" is fp16 on CUDA and plain fp32 ("no") on CPU, so that a CPU run gives the
-    same numbers on every CPU. "bf16" on CPU is opt-in and only where the CPU multiplies bf16 natively
-    (AVX512-BF16 or AMX): on the es-local e5-small shapes it made a teacher update about 1.6x and a
-    distillation update about 2x faster on this kit's machine, every loss term within 0.5% of fp32's on the
-    same batch (results/es-local/bf16_training_speed.py); an emulated bf16 would be slower than fp32, so it
-    is refused."""
+    """What accelerate is told. "auto" is the fastest precision the hardware does well: fp16 on CUDA, bf16 on a
+    CPU that multiplies bf16 natively (AVX512-BF16 or AMX), plain fp32 ("no") elsewhere. On the es-local e5-small
+    shapes bf16 made a teacher update about 1.5x and a distillation update about 1.7x faster on this kit's
+    machine, every loss term within 0.5% of fp32's on the same batch (results/es-local/bf16_training_speed.py).
+    "no" gives the same fp32 numbers on every CPU (the es-local profile's published runs). "bf16" on a CPU
+    without native bf16 is refused: emulated, it would be slower than fp32."""
     if choice not in MIXED_PRECISIONS:
         raise ValueError(f"mixed_precision {choice!r}: choose one of {', '.join(MIXED_PRECISIONS)}.")
     cuda = torch.cuda.is_available()
     if choice == "auto":
-        return "fp16" if cuda else "no"
+        from .bench import bf16_supported
+        return "fp16" if cuda else "bf16" if bf16_supported() else "no"
     if choice == "fp16" and not cuda:
         raise ValueError("mixed_precision 'fp16' needs a CUDA GPU and none is visible: on a CPU use 'no' "
                          "(or 'bf16' where the CPU has native bf16).")
@@ -259,7 +263,7 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
         plan = global_batches(train_data, cfg.batch_size * world, cfg.seed * 1000 + epoch, cfg.group_by_length)
         my_batches = [(task, b[rank::world] or b[:1]) for task, b in plan]  # every process gets a share
         bar = tqdm(range(state["batch"], len(my_batches)), desc=f"epoch {epoch + 1}/{total_epochs}",
-                   disable=not accelerator.is_main_process, leave=False, mininterval=5)
+                   disable=not accelerator.is_main_process or QUIET, leave=False, mininterval=5)
         for b_i in bar:
             task, indices = my_batches[b_i]
             batch = (collate(train_data, indices, pad_id) if task is None

@@ -73,3 +73,17 @@ def test_weights_switch_terms_off_and_heads_must_match():
         DistillLoss(teacher, tiny(2, 32, heads=2))
     with pytest.raises(ValueError, match="out of range"):
         DistillLoss(teacher, student, LayerMap.explicit([(0, 4)], []))
+
+
+
+def test_unlabelled_windows_learn_from_the_teacher_alone():
+    from kit.losses import UNLABELLED
+    teacher, student = tiny(4, 32, seed=1), tiny(2, 16, seed=2)
+    b = batch()
+    b["start_positions"] = b["end_positions"] = torch.full((3,), UNLABELLED)
+    loss_fn = DistillLoss(teacher, student, weights=DistillWeights(task=1, logits=1, attention=0, hidden=0))
+    loss, terms = loss_fn(student, b)
+    assert terms["task"].item() == 0 and terms["logits"].item() > 0 and torch.isfinite(loss)
+    loss.backward()
+    assert student.qa_outputs.weight.grad.abs().sum() > 0                # the teacher's logits still teach it
+    assert all(p.grad is None for p in teacher.parameters())

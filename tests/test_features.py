@@ -89,3 +89,22 @@ def test_null_threshold_for_unanswerable_questions():
     assert postprocess([ex], feats, [start], [end], version_2=True) == {"u": ""}
     assert postprocess([ex], feats, [start], [end], version_2=True, null_threshold=2.5) == {"u": "Ana"}
     assert postprocess([ex], feats, [start], [end], version_2=False) == {"u": "Ana"}
+
+
+def test_windows_are_split_by_question_and_rejoined(tiny):
+    from kit.features import split_by_question
+    _, examples, tok, _, _ = tiny
+    feats = make_features(examples, tok, max_length=15, stride=2)     # some questions get several windows
+    assert len(feats) > len(examples)
+    inside, outside = split_by_question(feats, 0.25, seed=1)
+    assert sorted(inside + outside) == list(range(len(feats)))
+    chosen = {feats.example_index[k] for k in inside}
+    assert len(chosen) == 2 and not chosen & {feats.example_index[k] for k in outside}
+    assert split_by_question(feats, 0.25, seed=1) == (inside, outside)   # a pure function of the seed
+    joined = feats.select(inside) + feats.select(outside).relabel([0] * len(outside), [0] * len(outside))
+    assert len(joined) == len(feats) and joined.input_ids[:len(inside)] == [feats.input_ids[k] for k in inside]
+    assert joined.start_positions[len(inside):] == [0] * len(outside)
+    with pytest.raises(ValueError, match="share of the questions"):
+        split_by_question(feats, 0.0)
+    with pytest.raises(ValueError, match="one start and one end label per window"):
+        feats.relabel([0], [0])

@@ -89,3 +89,16 @@ def test_other_maps_and_validation():
         LayerMap.explicit([(6, 23)], []).validate(6, 24)
     with pytest.raises(ValueError, match="hidden 0 is the embeddings"):
         LayerMap.explicit([], [(0, 25)]).validate(6, 24)
+
+
+def test_task_ce_leaves_out_windows_nobody_labelled():
+    from kit.losses import UNLABELLED
+    s = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], requires_grad=True)
+    e = torch.tensor([[0.0, 1.0, 2.0], [0.0, 3.0, 0.0]], requires_grad=True)
+    only_first = task_ce(s, e, torch.tensor([1, UNLABELLED]), torch.tensor([2, UNLABELLED]))
+    by_hand = (-torch.log_softmax(s[0], -1)[1] - torch.log_softmax(e[0], -1)[2]) / 2
+    assert torch.allclose(only_first, by_hand)
+    only_first.backward()
+    assert s.grad[1].abs().sum() == 0 and e.grad[1].abs().sum() == 0      # the unlabelled row learns nothing here
+    none = task_ce(s, e, torch.tensor([UNLABELLED] * 2), torch.tensor([UNLABELLED] * 2))
+    assert none.item() == 0 and none.requires_grad                        # a batch of unlabelled windows: 0, no NaN

@@ -31,10 +31,13 @@ def test_mixed_precision_is_checked_against_the_hardware(monkeypatch):
         resolve_mixed_precision("fp8")
     if torch.cuda.is_available():
         pytest.skip("the CPU rules below apply where no GPU is visible")
-    assert resolve_mixed_precision("auto") == "no"           # the same fp32 numbers on every CPU
+    from kit.bench import bf16_supported
+    assert resolve_mixed_precision("auto") == ("bf16" if bf16_supported() else "no")   # native bf16 only
+    assert resolve_mixed_precision("no") == "no"              # the same fp32 numbers on every CPU
     with pytest.raises(ValueError, match="'fp16' needs a CUDA GPU"):
         resolve_mixed_precision("fp16")
     monkeypatch.setattr("kit.bench.bf16_supported", lambda: False)
+    assert resolve_mixed_precision("auto") == "no"            # emulated bf16 would be slower: fp32
     with pytest.raises(ValueError, match="no native bfloat16"):
         resolve_mixed_precision("bf16")
     monkeypatch.setattr("kit.bench.bf16_supported", lambda: True)
@@ -53,7 +56,7 @@ def test_bf16_training_multiplies_in_bf16_and_keeps_fp32_weights(tiny, tmp_path,
     model = _train(tiny, tmp_path / "m", loss_fn=recording_loss, mixed_precision="bf16")
     assert seen and set(seen) == {(True, torch.bfloat16)}    # every loss ran under bf16 autocast
     assert {p.dtype for p in model.parameters()} == {torch.float32}   # master weights stay fp32
-    _train(tiny, tmp_path / "fp32", loss_fn=recording_loss)   # then fp32 in the same process, as a notebook may
+    _train(tiny, tmp_path / "fp32", loss_fn=recording_loss, mixed_precision="no")   # then fp32 in one process
     assert seen[-1][0] is False
 
 
