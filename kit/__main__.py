@@ -23,7 +23,8 @@ from pathlib import Path
 def _inference_args(p):
     p.add_argument("--model", required=True, help="model directory (save_pretrained) or hub id")
     p.add_argument("--data", required=True, help="SQuAD-format JSON file or URL")
-    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per window (default: 384, or the most the model reads if that is fewer)")
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-answer-length", type=int, default=30, help="in tokens")
@@ -46,7 +47,10 @@ def _load_for_inference(args):
 
 def _predict(args, model, tok, examples):
     from .inference import predict_answers
-    return predict_answers(model, tok, examples, args.max_length, args.stride, args.batch_size,
+    from .models import fit_window
+    if args.max_length is not None:   # asked for explicitly: refused, not shortened, beyond the model's limit
+        fit_window(model, args.max_length, args.stride, explicit=True)
+    return predict_answers(model, tok, examples, args.max_length or 384, args.stride, args.batch_size,
                            max_answer_length=args.max_answer_length, null_threshold=args.null_threshold)
 
 
@@ -96,11 +100,13 @@ def cmd_bench(args):
     import platform
     import torch
     from .bench import bench_shapes, flops_per_token, quantize_int8, speedup_table, state_size_mb, to_bf16
-    from .models import build_qa_model, count_params, load_qa_model, load_tokenizer
+    from .data import DataError
+    from .models import build_qa_model, count_params, load_qa_model, load_tokenizer, max_window
     from .paper import paper_configs
     from .results import run_dir
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.seq_lens_given, args.seq_lens = args.seq_lens is not None, args.seq_lens or [384]
     out = Path(args.out) if args.out else run_dir(args.profile) / "benchmark.json"
     shapes = dict(batch_sizes=args.batch_sizes, seq_lens=args.seq_lens, warmup=args.warmup, repeats=args.repeats)
     gpu = torch.cuda.is_available()
@@ -142,6 +148,14 @@ def cmd_bench(args):
             print(json.dumps({"paper_pair": row}))
     for path in args.model or []:
         model = load_qa_model(path, attn_implementation="sdpa").eval()
+        longest = max_window(model.config)
+        if max(args.seq_lens) > longest:
+            if args.seq_lens_given:
+                raise DataError(f"--seq-lens {max(args.seq_lens)}: {path} reads at most {longest} tokens "
+                                f"(its position embeddings). Give --seq-lens {longest} or less.")
+            logging.warning("%s reads at most %d tokens: timing windows of %d instead of %s", path, longest,
+                            longest, args.seq_lens)
+            args.seq_lens = shapes["seq_lens"] = sorted({min(s, longest) for s in args.seq_lens})
         variants(Path(path).name, model, model.config, load_tokenizer(path))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
@@ -159,8 +173,7 @@ def cmd_reproduce(args):
     overrides = {}
     for stem, name, value in args.p or []:
         overrides.setdefault(stem.removesuffix(".ipynb").rsplit("/", 1)[-1], {})[name] = parse_value(value)
-    written = reproduce(args.profile, overrides, fresh=args.fresh)
-    print(f"executed notebooks, models and summary.json are in runs/{args.profile}/ ({len(written)} notebooks)")
+    reproduce(args.profile, overrides, fresh=args.fresh)   # it ends with a table of the run and where things are
 
 
 def cmd_generate(args):
@@ -213,7 +226,8 @@ def main(argv=None):
                    "native bf16, AVX512-BF16 or AMX)")
     p.add_argument("--data", help="also score every variant on this SQuAD-format file")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--seq-lens", type=int, nargs="+", default=[384])
+    p.add_argument("--seq-lens", type=int, nargs="+", default=None, help="window lengths (default: 384, or the "
+                   "most a --model reads if that is fewer)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=0)

@@ -9,6 +9,9 @@ Never time while another job shares the cores: both slow down and the numbers me
 """
 from __future__ import annotations
 
+import contextlib
+import os
+
 import statistics
 import time
 
@@ -209,6 +212,22 @@ PARTS = {"embeddings": r"embeddings$", "attention": r"layer\.\d+\.attention$",
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def _stderr_silenced():
+    """The profiler's C++ side writes a "profiler_start/stop" line to file descriptor 2 at every start and stop
+    (torch 2.13), which no setting turns off; a notebook would store them. Only that descriptor, only meanwhile."""
+    import sys
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def where_time_goes(model, batch: dict, repeats: int = 3) -> dict:
     """Milliseconds per forward spent in the embeddings, the attention blocks, the feed-forward blocks and
     the QA head of a BERT-family model, from torch.profiler (each part's modules are labelled with
@@ -229,7 +248,7 @@ def where_time_goes(model, batch: dict, repeats: int = 3) -> dict:
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     try:
         model(**batch)   # warm-up
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(repeats):
                 with record_function("kit::forward"):
                     model(**batch)

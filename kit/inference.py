@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm   # the text bar: tqdm.auto warns in kernels without ipywidgets (the stored notebooks)
 
 from .features import collate, make_features, postprocess
+from .models import fit_window
 from .metrics import squad_scores
 
 
@@ -37,6 +38,7 @@ def predict_answers(model, tokenizer, examples, max_length: int = 384, stride: i
     """{question id: answer text} for every example ("" = no answer; only when version_2)."""
     if version_2 is None:  # answer "" only if the data can have unanswerable questions
         version_2 = any(e.is_impossible for e in examples)
+    max_length, stride = fit_window(model, max_length, stride)   # never longer than the model reads
     feats = make_features(examples, tokenizer, max_length, stride)
     start, end = window_logits(model, feats, tokenizer.pad_token_id, batch_size)
     return postprocess(examples, feats, start, end, n_best, max_answer_length, version_2, null_threshold)

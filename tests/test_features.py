@@ -108,3 +108,37 @@ def test_windows_are_split_by_question_and_rejoined(tiny):
         split_by_question(feats, 0.0)
     with pytest.raises(ValueError, match="one start and one end label per window"):
         feats.relabel([0], [0])
+
+
+def test_windows_never_outgrow_the_model(tmp_path, caplog):
+    """A model of 130 positions (RoBERTa: 128 tokens after the padding offset) on a 400+ token context."""
+    import json, subprocess, sys
+    from kit.inference import predict_answers
+    from kit.models import build_qa_model, max_window, qa_config
+    words = [f"palabra{i % 50} en Lima" for i in range(150)]
+    context = " ".join(words) + ". Ana nació en Sevilla."
+    data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": "q0", "question": "¿Dónde nació Ana?", "answers": [{"text": "Sevilla", "answer_start": context.index("Sevilla")}]}]}]}]}
+    tok = train_tokenizer([context, "¿Dónde nació Ana?"], vocab_size=300, min_frequency=1)
+    assert len(tok(context)["input_ids"]) > 400
+    model = build_qa_model(qa_config("roberta", vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, max_length=128))
+    assert model.config.max_position_embeddings == 130 and max_window(model.config) == 128
+    ex, _ = load_squad(_write(tmp_path / "long.json", data))
+    with caplog.at_level("WARNING", logger="kit"):
+        answers = predict_answers(model, tok, ex, max_length=384, stride=128)      # would index position 386
+    assert set(answers) == {"q0"} and "using 128" in caplog.text
+    model.save_pretrained(tmp_path / "m"); tok.save_pretrained(tmp_path / "m")
+    run = lambda *extra: subprocess.run([sys.executable, "-m", "kit", "predict", "--model", str(tmp_path / "m"), "--data",
+                                         str(tmp_path / "long.json"), "--out", str(tmp_path / "p.json"), *extra],
+                                        capture_output=True, text=True)
+    r = run()
+    assert r.returncode == 0 and "using 128" in r.stderr and set(json.loads((tmp_path / "p.json").read_text())) == {"q0"}
+    r = run("--max-length", "300")
+    assert r.returncode == 2 and "reads at most 128 tokens" in r.stderr and "Traceback" not in r.stderr
+
+
+def _write(path, obj):
+    import json
+    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return path

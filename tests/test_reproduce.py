@@ -93,3 +93,16 @@ def test_cli_refuses_an_unknown_profile_with_the_valid_ones():
     r = subprocess.run([sys.executable, "-m", "kit", "reproduce", "--profile", "demo", "-p", "02_dense_distillation",
                         "epoch", "3"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "no parameter 'epoch'" in r.stderr and "epochs" in r.stderr
+
+
+def test_the_terminal_gets_a_line_per_notebook_and_the_log_gets_the_rest(nbs, tmp_path, capfd):
+    reproduce("demo", {"02_b": {"fail": True}}, notebooks_dir=nbs, notebooks=["01_a", "02_b"])
+    out, err = capfd.readouterr()
+    lines = [l for l in (out + err).splitlines() if l.strip()]
+    assert lines[0].startswith("profile demo: notebooks 01_a, 02_b; the full log goes to runs/demo/reproduce.log")
+    assert any(l.startswith("[1/2] 01_a: running") for l in lines)
+    assert any(l.rsplit("\r", 1)[-1].startswith("[2/2] 02_b: done in 0 min") for l in lines)
+    assert "Executing" not in out + err and "Kernel" not in out + err       # papermill's log and kernel warnings
+    assert "finished in" in out and "summary:" in out and len(lines) < 20
+    log = (tmp_path / "runs/demo/reproduce.log").read_text()
+    assert "Executing Cell" in log and "02_b.ipynb" in log
