@@ -1,7 +1,7 @@
 # Two commands: `make demo` (run every numbered notebook headless on the offline default)
 # and `make test` (unit tests + the notebooks under nbval on a small budget).
 # `make reproduce PROFILE=es-local|paper|demo` runs notebooks 01-05 with a profile's parameters (kit/profiles.py);
-# `make demo` is `make reproduce PROFILE=demo`. A rerun skips notebooks that finished; FRESH=1 reruns them.
+# `make demo` is `make reproduce PROFILE=demo`. A rerun skips notebooks whose inputs did not change; FRESH=1 reruns them all.
 # All build, or reuse, the virtual environment in .venv/.
 PYTHON ?= python3
 VENV := .venv
@@ -30,7 +30,9 @@ reproduce: $(STAMP)
 	$(PY) -m kit reproduce --profile $(PROFILE) $(if $(FRESH),--fresh)
 
 # KIT_BUDGET=smoke makes each notebook's parameters cell shrink epochs and data (see the notebooks).
+# runs/smoke/ goes first: a previous run's finished checkpoints would let the notebooks pass without training.
 test: $(STAMP)
+	rm -rf runs/smoke
 	KIT_BUDGET=smoke $(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider
 
 clean:

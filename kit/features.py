@@ -28,6 +28,7 @@ class Features:
     start_positions: list[int]
     end_positions: list[int]
     token_type_ids: list[list[int]] | None = None
+    NOT_TRAINED_ON = ("example_index", "offsets")   # left out of a training run's data digest (kit.checkpoint)
 
     def __len__(self):
         return len(self.input_ids)

@@ -5,9 +5,12 @@
 
 A profile named in kit.profiles gives each notebook its parameters (-p overrides them); another name
 only chooses where results go (runs/<name>/) and keeps the notebook's defaults.
-`reproduce` stops at the first failing notebook, naming it and the cell, and when rerun skips the
-notebooks that already finished with the same parameters and cell sources (a marker
-runs/<profile>/notebooks/<notebook>.done.json records them; --fresh ignores the markers).
+`reproduce` stops at the first failing notebook, naming it and the cell. Rerun, it skips a notebook that
+finished with the same cells, parameters and kit source when no notebook before it ran again (a marker
+runs/<profile>/notebooks/<notebook>.done.json records them); otherwise the notebook runs again with its
+trainings from scratch (`resume=False`), and says why. --fresh reruns every notebook from scratch.
+
+A `-p NAME VALUE` from the command line takes the type of the notebook's default for NAME (`typed_value`).
 
 Papermill on its own only warns about an unknown name (a typo such as `-p epoch 3` would run the
 default number of epochs without a word); here it is an error that lists the valid names.
@@ -28,7 +31,8 @@ from .results import run_dir
 
 
 def parse_value(text: str):
-    """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, '[1, 8]' -> [1, 8], anything else stays a string."""
+    """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, '[1, 8]' -> [1, 8], anything else stays a string. Used only for
+    a parameter whose default gives no type (see `typed_value`)."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -40,24 +44,50 @@ def _cell_source(cell: dict) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
-def notebook_parameters(notebook) -> list[str]:
-    """The names assigned in the notebook's cell tagged `parameters`, read with Python's own parser
-    (papermill's line-by-line reading skips a line whose comment holds quotes, e.g. `x = ""  # "" = none`)."""
+UNTYPED = object()   # a default that is not a literal (e.g. os.environ.get(...)): its type is unknown
+
+
+def notebook_defaults(notebook) -> dict:
+    """{name: default} of the notebook's cell tagged `parameters`, read with Python's own parser (papermill's
+    line-by-line reading skips a line whose comment holds quotes, e.g. `x = ""  # "" = none`); a default that is
+    not a literal is UNTYPED."""
     cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
     cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if cell is None:
-        return []
-    names = []
+        return {}
+    defaults = {}
+
+    def literal(node):
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            return UNTYPED
+
     for node in ast.parse(_cell_source(cell)).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        for t in targets:
-            for n in (t.elts if isinstance(t, ast.Tuple) else [t]):
-                if isinstance(n, ast.Name) and n.id not in names:
-                    names.append(n.id)
-    return names
+        if isinstance(node, ast.Assign):
+            pairs = [(t, node.value) for t in node.targets]
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            pairs = [(node.target, node.value)]
+        else:
+            continue
+        for target, value in pairs:
+            if isinstance(target, ast.Tuple):   # w_a, w_b = 1.0, 2.0
+                values = value.elts if isinstance(value, ast.Tuple) and len(value.elts) == len(target.elts) else None
+                for k, n in enumerate(target.elts):
+                    if isinstance(n, ast.Name):
+                        defaults.setdefault(n.id, literal(values[k]) if values else UNTYPED)
+            elif isinstance(target, ast.Name):
+                defaults.setdefault(target.id, literal(value))
+    return defaults
+
+
+def notebook_parameters(notebook) -> list[str]:
+    """The names assigned in the notebook's cell tagged `parameters`."""
+    return list(notebook_defaults(notebook))
 
 
 def check_parameters(notebook, parameters: dict) -> None:
+    """Refuse a name the notebook does not have, listing the valid ones."""
     known = notebook_parameters(notebook)
     if not known:
         raise ValueError(f"{notebook}: no cell tagged 'parameters', so it takes no parameters.")
@@ -65,6 +95,49 @@ def check_parameters(notebook, parameters: dict) -> None:
     if unknown:
         raise ValueError(f"{notebook} has no parameter {', '.join(map(repr, unknown))}. Valid names: "
                          f"{', '.join(known)}.")
+
+
+def typed_value(name: str, text: str, default, where: str = ""):
+    """A command-line VALUE (text) as the type of the parameter's default: a string default keeps the text as it
+    is (`teacher_layers 0,2,4` stays "0,2,4"), an int default also takes a float (`epochs 0.5`), a bool takes
+    True/False (or 1/0, yes/no), a list takes a Python list (or one item). A value that does not fit is refused
+    with the type expected."""
+    def refuse(expected):
+        raise ValueError(f"{where}parameter {name} = {text!r}: expected {expected}, as its default {default!r}.")
+    if default is UNTYPED or default is None:
+        return parse_value(text)
+    if isinstance(default, str):
+        return text
+    if isinstance(default, bool):
+        word = text.strip().lower()
+        if word in ("true", "1", "yes"):
+            return True
+        if word in ("false", "0", "no"):
+            return False
+        refuse("True or False")
+    if isinstance(default, (int, float)):
+        try:
+            number = float(text)
+        except ValueError:
+            refuse("a number")
+        if isinstance(default, int) and number.is_integer() and not any(c in text for c in ".eE"):
+            return int(number)
+        return number
+    if isinstance(default, (list, tuple)):
+        value = parse_value(text)
+        value = list(value) if isinstance(value, (list, tuple)) else [value]
+        if default and any(not isinstance(v, type(default[0])) and not (isinstance(v, int) and isinstance(default[0], float))
+                           for v in value):
+            refuse(f"a list of {type(default[0]).__name__}")
+        return value
+    return parse_value(text)
+
+
+def typed_parameters(notebook, parameters: dict) -> dict:
+    """`parameters` with every text value converted to its default's type (`typed_value`); other values as given."""
+    defaults = notebook_defaults(notebook)
+    return {name: typed_value(name, value, defaults.get(name, UNTYPED), f"{Path(notebook).name}: ")
+            if isinstance(value, str) else value for name, value in parameters.items()}
 
 
 @contextlib.contextmanager
@@ -133,13 +206,48 @@ class NotebookFailed(RuntimeError):
     """A notebook of a reproduce run failed: the message names it, the cell and the error."""
 
 
-def _fingerprint(notebook: Path, parameters: dict) -> dict:
-    """What decides a notebook's results: its cells' sources and the parameters. Stored outputs and metadata
-    are left out, so that pulling a commit that only refreshed them does not rerun hours of training."""
+RESUME = "resume"   # a notebook parameter: False starts its trainings from scratch (kit reproduce sets it)
+
+
+def kit_source_digest() -> str:
+    """sha256 of the kit's own source files: a notebook's results depend on them as much as on its cells."""
+    import hashlib
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _fingerprint(notebook: Path, parameters: dict, kit_digest: str) -> dict:
+    """What decides a notebook's results: its cells' sources, its parameters (not `resume`, which says how, not
+    what) and the kit's source. Stored outputs and metadata are left out, so that pulling a commit that only
+    refreshed them does not rerun hours of training."""
     import hashlib
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     code = json.dumps([[c["cell_type"], _cell_source(c)] for c in cells])
-    return {"cells_sha256": hashlib.sha256(code.encode()).hexdigest(), "parameters": parameters}
+    return {"cells_sha256": hashlib.sha256(code.encode()).hexdigest(), "kit_sha256": kit_digest,
+            "parameters": {k: v for k, v in parameters.items() if k != RESUME}}
+
+
+def _why_rerun(old: dict | None, new: dict, fresh: bool, upstream: str | None) -> str | None:
+    """Why a notebook runs again (None: it need not), in words for the terminal."""
+    if fresh:
+        return "--fresh"
+    if old is None:
+        return None
+    reasons = []
+    if upstream:
+        reasons.append(f"{upstream} ran again before it")
+    if old.get("cells_sha256") != new["cells_sha256"]:
+        reasons.append("its cells changed")
+    changed = sorted(k for k in set(old.get("parameters", {})) | set(new["parameters"])
+                     if old.get("parameters", {}).get(k) != new["parameters"].get(k))
+    if changed:
+        reasons.append(f"parameters changed ({', '.join(changed)})")
+    if old.get("kit_sha256") != new["kit_sha256"]:
+        reasons.append("the kit's source changed")
+    return "; ".join(reasons) or None
 
 
 def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_dir="notebooks", fresh: bool = False,
@@ -148,6 +256,11 @@ def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_
 
     overrides: {notebook stem: {name: value}} on top of the profile. Every notebook's parameters are checked
     before the first one runs, so a typo fails in a second, not after hours.
+
+    A notebook that finished before (its marker runs/<profile>/notebooks/<stem>.done.json) is skipped when its
+    cells, parameters and the kit's source are those of that run and no notebook before it ran again; else it
+    runs again, and its trainings start from scratch (its `resume` parameter set to False, where it has one).
+    A notebook that never finished (e.g. killed) runs again and resumes its trainings.
     """
     import papermill
     from .profiles import NOTEBOOKS, PROFILES, profile_parameters
@@ -168,23 +281,31 @@ def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_
         plan.append((stem, path, params))
     done_dir = run_dir(profile) / "notebooks"
     log_path = run_dir(profile) / "reproduce.log"
-    written, start = [], time.time()
+    written, start, kit_digest, upstream = [], time.time(), kit_source_digest(), None
     with console_to_log(log_path) as console:
         say = lambda text: print(text, file=console, flush=True)
         say(f"profile {profile}: notebooks {', '.join(stems)}; the full log goes to {log_path}")
         for k, (stem, path, params) in enumerate(plan, 1):
             marker = done_dir / f"{stem}.done.json"
-            stamp = _fingerprint(path, params)
-            if not fresh and marker.exists() and json.loads(marker.read_text()) == stamp:
-                say(f"[{k}/{len(plan)}] {stem}: finished before with these parameters, skipped (--fresh reruns it)")
+            stamp = _fingerprint(path, params, kit_digest)
+            old = json.loads(marker.read_text()) if marker.exists() else None
+            why = _why_rerun(old, stamp, fresh, upstream)
+            if old is not None and why is None:
+                say(f"[{k}/{len(plan)}] {stem}: skipped: it finished before with these cells, parameters and kit "
+                    f"source, and no notebook before it ran again (--fresh reruns it)")
                 written.append(done_dir / path.name)
                 continue
-            say(f"[{k}/{len(plan)}] {stem}: running{' with ' + str(params) if params else ''}")
+            params = dict(params)
+            if why is not None and RESUME in notebook_parameters(path):
+                params[RESUME] = False      # its old trainings belong to other inputs: never continue them
+            say(f"[{k}/{len(plan)}] {stem}: running{f' again ({why})' if why else ''}"
+                f"{' with ' + str(params) if params else ''}")
             logging.getLogger("papermill").info("== %s (profile %s%s)", path, profile, f", {params}" if params else "")
             marker.unlink(missing_ok=True)
+            upstream = upstream or stem
             t0 = time.time()
             try:
-                out = run_notebook(path, profile, overrides.get(stem, {}), console=console)
+                out = run_notebook(path, profile, {**overrides.get(stem, {}), **params}, console=console)
             except papermill.PapermillExecutionError as e:
                 raise NotebookFailed(f"{path} failed in cell {e.cell_index} (execution count {e.exec_count}): "
                                      f"{e.ename}: {e.evalue}. The executed copy with the traceback is "

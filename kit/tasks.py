@@ -61,6 +61,7 @@ class LabelledWindows:
     labels: list                                  # int per window, or a list of ints per token
     example_index: list[int] = field(default_factory=list)   # which example (question, context) each window is from
     token_type_ids: list[list[int]] | None = None
+    NOT_TRAINED_ON = ("example_index",)            # left out of a training run's data digest (kit.checkpoint)
 
     def __len__(self):
         return len(self.input_ids)

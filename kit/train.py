@@ -7,21 +7,25 @@ kit.tasks.MultiTaskData as its data (each batch from one task, chosen by a sampl
 kit.tasks.MultiTaskLoss, which picks the loss by the batch's task.
 
 The loop, on accelerate (fp16/bf16 on GPU, fp32 on CPU or bf16 where it is native; one or several processes):
-  * AdamW with a linear warm-up then linear decay, gradient accumulation and clipping;
+  * AdamW with a linear warm-up then linear decay, clipping, and gradient accumulation that follows the big
+    batch update for update (see `train`);
   * a fixed shuffling order per (seed, epoch), so a resumed run sees the same batches;
   * an evaluation after every epoch; the best model so far is saved with `save_pretrained`
     in `out_dir` (it is what later notebooks load), the full training state (model, optimiser,
     scheduler, RNG, progress) in `out_dir/checkpoint-last`, written atomically;
-  * `resume=True` continues from `checkpoint-last` when it exists, even mid-epoch;
-  * a metrics log, `out_dir/log.jsonl`, one JSON object per line, that a notebook can plot.
+  * `resume=True` continues from `checkpoint-last` when it exists, even mid-epoch, and only a run with the same
+    settings, data, model shape and loss (kit.checkpoint: anything else is refused with what differs);
+  * a metrics log, `out_dir/log.jsonl`, one JSON object per line, that a notebook can plot; a resumed run's
+    log reads as an uninterrupted one's (its `seconds` continue from the checkpoint's).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +34,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm   # the text bar: tqdm.auto warns in kernels without ipywidgets (the stored notebooks)
 from transformers import get_linear_schedule_with_warmup
 
+from .checkpoint import Checkpointer, run_identity
 from .features import Features, collate
 from .losses import task_ce
 
-LOSS_STATE = "loss_state.safetensors"
 # TQDM_DISABLE=1 (set by `kit run`/`kit reproduce` for the notebooks they execute) silences the bars: tqdm
 # reads it only where no `disable` is given, and the loop gives one (other processes stay quiet).
 QUIET = bool(os.environ.get("TQDM_DISABLE"))
@@ -135,24 +138,16 @@ def global_batches(data, batch_size: int, seed: int, group_by_length: bool) -> l
     return [(None, b) for b in epoch_batches(data, batch_size, seed, group_by_length)]
 
 
-def _swap_in(tmp: Path, target: Path):
-    """Replace `target` by the complete folder `tmp` with two renames: a kill at any moment leaves either
-    the new checkpoint, or the previous one (as target or, between the renames, as target.old)."""
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _restore_interrupted_swap(target: Path):
-    old = target.with_name(target.name + ".old")
-    if not target.exists() and (old / "trainer_state.json").exists():
-        os.replace(old, target)  # killed between the two renames: the previous state is complete
+def split_update(indices: list[int], rank: int, world: int, micro: int) -> list[list[int]]:
+    """This process's micro-batches of one update's windows: its share (every world-th window, at least one), cut
+    into consecutive pieces of at most `micro` windows. With k pieces of b, the update sees the same windows as
+    one batch of k·b would (kit.train's accumulation)."""
+    share = indices[rank::world] or indices[:1]
+    return [share[i:i + micro] for i in range(0, len(share), micro)]
 
 
 def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss,
-          evaluate=None, save_extra=None, metric: str = "f1") -> list[dict]:
+          evaluate=None, save_extra=None, metric: str = "f1", inputs: dict | None = None) -> list[dict]:
     """Train `model` in place; return the log (also in out_dir/log.jsonl).
 
     train_data: the windows of one QA data set (kit.features.Features), or several tasks'
@@ -160,6 +155,14 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
 
     evaluate(model) -> dict of metrics (with `metric`, higher is better), called after each epoch.
     save_extra(out_dir) saves what belongs beside the best model (e.g. its tokenizer).
+    inputs: anything else that decides the result and that the config, the data, the model's shape and the loss
+    do not show (e.g. {"init": "teacher_layers"}): recorded in the checkpoint, and a resume must match it.
+
+    Gradient accumulation: each update takes batch_size·grad_accum windows (per process) from the epoch's plan,
+    exactly those that one batch of that size would take, in micro-batches of batch_size; each micro-batch's
+    loss is weighted by its share of the update's windows, so the update follows the one big batch (exactly for
+    per-window means such as the task and logit terms; the token-averaged attention and hidden terms also when
+    the windows are equally long). A checkpoint is only ever taken between updates.
     """
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -174,18 +177,19 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
     # fp32, so forget the old choice (the process group, PartialState, stays as it is)
     if AcceleratorState._shared_state.get("_mixed_precision", mp) != mp:
         AcceleratorState._reset_state()
-    accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum,
-                              cpu=several_cpu_processes, kwargs_handlers=ddp)
+    # no gradient_accumulation_steps: the loop splits each update into its micro-batches itself (see above)
+    accelerator = Accelerator(mixed_precision=mp, cpu=several_cpu_processes, kwargs_handlers=ddp)
     set_seed(cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoint-last"
 
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     # A loss can hold trainable parts of its own (distillation's projection): train and checkpoint them too.
     loss_module = loss_fn if isinstance(loss_fn, torch.nn.Module) else torch.nn.Module()
     loss_module.to(accelerator.device).train()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    identity = run_identity(cfg, model, train_data, loss_module, world, torch.get_num_threads(), inputs)
     named = list(model.named_parameters()) + list(loss_module.named_parameters())
     params = [p for _, p in named if p.requires_grad]
     no_decay = [p for n, p in named if p.requires_grad and (p.ndim < 2 or "LayerNorm" in n)]
@@ -195,9 +199,8 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
     # fused AdamW is ~10x faster on CPU over large embeddings, and available on CUDA too
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
 
-    world, rank = accelerator.num_processes, accelerator.process_index
-    batches_per_epoch = len(global_batches(train_data, cfg.batch_size * world, cfg.seed * 1000, cfg.group_by_length))
-    updates_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+    update_size = cfg.batch_size * cfg.grad_accum * world       # windows per optimiser step, all processes
+    updates_per_epoch = len(global_batches(train_data, update_size, cfg.seed * 1000, cfg.group_by_length))
     total_updates = cfg.max_updates or max(1, math.ceil(updates_per_epoch * cfg.epochs))
     # accelerate steps a prepared scheduler once per process at each update, hence the factor `world`
     # (warm-up rounded in updates first, so that 1 and N processes follow the same schedule)
@@ -205,18 +208,16 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
                                                 total_updates * world)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    state = {"epoch": 0, "batch": 0, "update": 0, "best": None, "history": []}
-    _restore_interrupted_swap(ckpt)
-    if cfg.resume and (ckpt / "trainer_state.json").exists():
-        accelerator.load_state(str(ckpt))
-        if (ckpt / LOSS_STATE).exists():   # the loss's own trainable part (distillation's projection)
-            loss_module.load_state_dict(load_file(ckpt / LOSS_STATE, device=str(accelerator.device)), strict=False)
-        state = json.loads((ckpt / "trainer_state.json").read_text())
-        accelerator.print(f"resuming from {ckpt}: epoch {state['epoch']}, batch {state['batch']}, "
-                          f"update {state['update']}")
-    else:
-        (out / "log.jsonl").unlink(missing_ok=True)
+    checkpoint = Checkpointer(accelerator, out / "checkpoint-last", loss_module, identity)
+    state = checkpoint.resume() if cfg.resume else None
+    # the log so far is the checkpoint's: lines written after it (a kill between two saves) are dropped
+    state = state or {"epoch": 0, "batch": 0, "update": 0, "best": None, "history": []}
+    if accelerator.is_main_process:
+        (out / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in state["history"]))
         (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    # the clock and the open log interval continue from the checkpoint: a resumed log reads as one run's
+    t0 = time.time() - state.get("seconds", 0.0)
+    sums, counts = state.get("sums", {}), state.get("counts", {})
 
     def log(entry):
         state["history"].append(entry)
@@ -225,23 +226,7 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
                 f.write(json.dumps(entry) + "\n")
 
     def save_checkpoint():
-        # Written to a fresh folder, then swapped in. Every process saves (its own RNG state goes into
-        # random_states_<rank>.pkl; the main process writes weights, optimiser and scheduler).
-        tmp = ckpt.with_name(ckpt.name + ".tmp")
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp), safe_serialization=True)
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            (tmp / "trainer_state.json").write_text(json.dumps(state))
-            # as safetensors, not accelerate's pickled custom state: nothing in a checkpoint needs unpickling
-            trainable = {n: p.detach().cpu().contiguous() for n, p in loss_module.named_parameters() if p.requires_grad}
-            if trainable:
-                save_file(trainable, tmp / LOSS_STATE)
-            _swap_in(tmp, ckpt)
-        accelerator.wait_for_everyone()
+        checkpoint.save({**state, "seconds": time.time() - t0, "sums": sums, "counts": counts})
 
     def run_eval():
         model.eval()
@@ -255,56 +240,66 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
             state["best"] = metrics[metric]
             save_model(accelerator, model, out, save_extra)
 
+    def micro_step(task, indices, weight, sync: bool):
+        batch = (collate(train_data, indices, pad_id) if task is None
+                 else train_data.collate(task, indices, pad_id))
+        batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        # DDP averages gradients over processes at the backward of an update's last micro-batch only
+        with (contextlib.nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
+            loss, terms = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                ckpt = out / "checkpoint-last"
+                raise FloatingPointError(
+                    f"the loss became {loss.item()} at update {state['update']} (epoch {state['epoch'] + 1}, batch "
+                    f"{state['batch']}); training stopped. The last good state is in {ckpt if ckpt.exists() else out}. "
+                    f"Lower the learning rate, or use bf16 instead of fp16.")
+            accelerator.backward(loss * weight)
+        return {k: float(v) * weight for k, v in {"loss": loss.detach(), **terms}.items()}
+
+    def optimizer_step():
+        if world > 1:
+            # DDP averages the model's gradients over processes, but not those of the loss's own
+            # parameters (the projection), which it does not wrap: average them here.
+            for p in loss_module.parameters():
+                if p.grad is not None:
+                    p.grad = accelerator.reduce(p.grad, reduction="mean")
+        if cfg.max_grad_norm:
+            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)  # the projection too
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+
     model.train()
-    sums, counts, t0 = {}, {}, time.time()
     total_epochs = math.ceil(total_updates / updates_per_epoch)
     while state["epoch"] < total_epochs and state["update"] < total_updates:
         epoch = state["epoch"]
-        plan = global_batches(train_data, cfg.batch_size * world, cfg.seed * 1000 + epoch, cfg.group_by_length)
-        my_batches = [(task, b[rank::world] or b[:1]) for task, b in plan]  # every process gets a share
-        bar = tqdm(range(state["batch"], len(my_batches)), desc=f"epoch {epoch + 1}/{total_epochs}",
+        plan = global_batches(train_data, update_size, cfg.seed * 1000 + epoch, cfg.group_by_length)
+        bar = tqdm(range(state["batch"], len(plan)), desc=f"epoch {epoch + 1}/{total_epochs}",
                    disable=not accelerator.is_main_process or QUIET, leave=False, mininterval=5)
         for b_i in bar:
-            task, indices = my_batches[b_i]
-            batch = (collate(train_data, indices, pad_id) if task is None
-                     else train_data.collate(task, indices, pad_id))
-            batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            with accelerator.accumulate(model), accelerator.autocast():
-                loss, terms = loss_fn(model, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss.item()} at update {state['update']} (epoch {epoch + 1}, batch "
-                        f"{b_i}); training stopped. The last good state is in {ckpt if ckpt.exists() else out}. "
-                        f"Lower the learning rate, or use bf16 instead of fp16.")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and world > 1:
-                    # DDP averages the model's gradients over processes, but not those of the loss's own
-                    # parameters (the projection), which it does not wrap: average them here.
-                    for p in loss_module.parameters():
-                        if p.grad is not None:
-                            p.grad = accelerator.reduce(p.grad, reduction="mean")
-                if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)  # the projection too
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            for k, v in {"loss": loss.detach(), **terms}.items():  # a multi-task term: over its task's batches
-                sums[k], counts[k] = sums.get(k, 0.0) + float(v), counts.get(k, 0) + 1
-            state["batch"] = b_i + 1
-            if accelerator.sync_gradients:
-                state["update"] += 1
-                if state["update"] % cfg.log_every == 0 or state["update"] == total_updates:
-                    # the mean over all processes: what one process with the whole global batch would log
-                    local = torch.tensor([sums[k] / counts[k] for k in sums], device=accelerator.device)
-                    entry = dict(zip(sums, accelerator.reduce(local, reduction="mean").tolist()))
-                    log({"kind": "train", "epoch": epoch + b_i / len(my_batches), "update": state["update"],
-                         "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - t0, 1), **entry})
-                    bar.set_postfix(loss=f"{entry['loss']:.3f}")
-                    sums, counts = {}, {}
-                if cfg.save_every and state["update"] % cfg.save_every == 0:
-                    save_checkpoint()
-                if state["update"] >= total_updates:
-                    break
+            task, indices = plan[b_i]
+            micro = split_update(indices, rank, world, cfg.batch_size)
+            n = sum(map(len, micro))
+            update_terms = {}
+            for j, piece in enumerate(micro):   # the update's loss: the window-weighted mean of its pieces
+                for k, v in micro_step(task, piece, len(piece) / n, sync=j == len(micro) - 1).items():
+                    update_terms[k] = update_terms.get(k, 0.0) + v
+            optimizer_step()
+            for k, v in update_terms.items():   # a multi-task term: over its task's updates
+                sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
+            state["batch"], state["update"] = b_i + 1, state["update"] + 1
+            if state["update"] % cfg.log_every == 0 or state["update"] == total_updates:
+                # the mean over all processes: what one process with the whole global batch would log
+                local = torch.tensor([sums[k] / counts[k] for k in sums], device=accelerator.device)
+                entry = dict(zip(sums, accelerator.reduce(local, reduction="mean").tolist()))
+                log({"kind": "train", "epoch": epoch + b_i / len(plan), "update": state["update"],
+                     "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - t0, 2), **entry})
+                bar.set_postfix(loss=f"{entry['loss']:.3f}")
+                sums, counts = {}, {}
+            if cfg.save_every and state["update"] % cfg.save_every == 0:
+                save_checkpoint()
+            if state["update"] >= total_updates:
+                break
         bar.close()
         state["epoch"], state["batch"] = epoch + 1, 0
         if evaluate is not None:
@@ -323,6 +318,38 @@ def save_model(accelerator, model, out: Path, save_extra=None):
             save_extra(out)
 
 
-def read_log(out_dir) -> list[dict]:
-    path = Path(out_dir) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_log(path) -> list[dict]:
+    """The entries of a training log: `path` is a run's out_dir (its log.jsonl) or a .jsonl file.
+
+    Logs written before the kit carried a run across a resume (e.g. the committed results/es-local/*.log.jsonl)
+    repeat the updates that were redone after a kill, and their clock restarts at each resume. Such a log is
+    read as one run: the redone stretch replaces the first attempt, and each resumed stretch's seconds continue
+    from the last entry before it (so the minutes lost between the checkpoint and the kill are not counted);
+    a warning says so."""
+    path = Path(path)
+    path = path if path.suffix == ".jsonl" else path / "log.jsonl"
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    repaired, resumes = _as_one_run(entries)
+    if resumes:
+        logging.getLogger(__name__).warning(
+            "%s: an older kit's log of a run resumed %d time(s); read as one run (redone updates once, seconds "
+            "continued across each resume)", path, resumes)
+    return repaired
+
+
+def _as_one_run(entries: list[dict]) -> tuple[list[dict], int]:
+    key = lambda e: (e["update"], e["kind"] != "train")   # an epoch's eval follows its last train entry
+    kept, offset, resumes = [], 0.0, 0
+    for entry in entries:
+        entry = dict(entry)
+        last_seconds = next((e["seconds"] for e in reversed(kept) if "seconds" in e), None)
+        if kept and key(entry) <= key(kept[-1]):                     # a resumed stretch redoes some updates
+            kept = [e for e in kept if key(e) < key(entry)]
+            last_seconds = next((e["seconds"] for e in reversed(kept) if "seconds" in e), 0.0)
+            offset, resumes = last_seconds, resumes + 1
+        elif "seconds" in entry and last_seconds is not None and entry["seconds"] + offset < last_seconds:
+            offset, resumes = last_seconds, resumes + 1              # resumed exactly at a logged update
+        if "seconds" in entry:
+            entry["seconds"] = round(entry["seconds"] + offset, 2)
+        kept.append(entry)
+    return kept, resumes

@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from kit.models import train_tokenizer
-from kit.train import _restore_interrupted_swap, read_log
+from kit.checkpoint import restore_interrupted_swap
+from kit.train import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = ROOT / "tests" / "ddp_train.py"
@@ -65,7 +66,7 @@ def test_a_kill_between_the_two_renames_keeps_the_previous_checkpoint(tmp_path):
     (old / "trainer_state.json").write_text('{"update": 7}')
     tmp.mkdir()                          # a new checkpoint that was still being written: never used
     (tmp / "model.safetensors").write_bytes(b"half")
-    _restore_interrupted_swap(ckpt)
+    restore_interrupted_swap(ckpt)
     assert json.loads((ckpt / "trainer_state.json").read_text())["update"] == 7 and not old.exists()
 
 
