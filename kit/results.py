@@ -1,4 +1,5 @@
-"""`runs/<profile>/summary.json`: one entry per trained model, each notebook adding its own."""
+"""`runs/<profile>/summary.json`: one entry per trained model, each notebook adding its own (runs/ moves with
+$KIT_RUNS, see `runs_root`)."""
 from __future__ import annotations
 
 import json
@@ -13,12 +14,22 @@ REQUIRED = ("name", "role", "params", "non_embedding_params", "dataset", "exact_
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
+RUNS_ROOT = "KIT_RUNS"   # the environment variable that moves runs/ (e.g. into a Google Drive folder on Colab)
+
+
+def runs_root() -> Path:
+    """Where every profile's results go: runs/ in the repository, or the folder $KIT_RUNS names (the Colab setup
+    cell sets it to a Drive folder, so that a disconnected runtime loses nothing and every notebook, each in
+    its own runtime, finds what the earlier ones wrote)."""
+    return Path(os.environ.get(RUNS_ROOT) or "runs")
+
+
 def run_dir(profile: str) -> Path:
-    """runs/<profile>/, refusing a name that would write elsewhere ("../x", "/tmp/x", "a/b")."""
+    """<runs root>/<profile>/, refusing a name that would write elsewhere ("../x", "/tmp/x", "a/b")."""
     if not PROFILE_NAME.fullmatch(profile) or ".." in profile:
         raise ValueError(f"profile {profile!r}: use letters, digits, '_', '-' and '.', so that results stay "
-                         f"under runs/.")
-    return Path("runs") / profile
+                         f"under runs/ (or ${RUNS_ROOT}).")
+    return runs_root() / profile
 
 
 def read_summary(path) -> list[dict]:
@@ -62,7 +73,7 @@ def results_table(summary_path, others_path=None) -> str:
     lines = ["| model | role | EM | F1 | F1 kept | params (non-embedding) | latency ms, batch 1 | speed-up |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for e in entries + others:
-        kept = f"{100 * e['f1'] / teacher['f1']:.1f}%" if teacher else ""
+        kept = f"{100 * e['f1'] / teacher['f1']:.1f}%" if teacher and teacher["f1"] else ""   # F1 0: nothing kept
         lat = e.get("latency_ms")
         speed = f"{teacher['latency_ms'] / lat:.2f}x" if lat and teacher and teacher.get("latency_ms") else ""
         lines.append(f"| {e['name']} | {e['role']} | {e['exact_match']:.2f} | {e['f1']:.2f} | {kept} | "
@@ -76,7 +87,7 @@ def speed_accuracy_points(entries: list[dict], min_speedups=(2.0, 4.0)) -> list[
     precision: entries with `base` name their weights) that keeps the most of the teacher's F1 among
     those measured at least that much faster than the teacher; model None where none is."""
     teacher = next((e for e in entries if e["role"] == "teacher"), None)
-    if teacher is None or not teacher.get("latency_ms"):
+    if teacher is None or not teacher.get("latency_ms") or not teacher["f1"]:
         return []
     timed = [dict(e, speedup=teacher["latency_ms"] / e["latency_ms"], kept=100 * e["f1"] / teacher["f1"])
              for e in entries if e.get("latency_ms") and teacher["name"] not in (e["name"], e.get("base"))]
@@ -115,7 +126,7 @@ def paper_comparison(entries: list[dict], benchmark: dict | None = None, student
             ("student EM", P["student"]["exact_match"], st["exact_match"]),
             ("student F1", P["student"]["f1"], st["f1"]),
             ("F1 retention (student / teacher), %", 100 * P["student"]["f1"] / P["teacher"]["f1"],
-             100 * st["f1"] / teacher["f1"]),
+             100 * st["f1"] / teacher["f1"] if teacher["f1"] else None),
             ("parameters, teacher / student", P["param_ratio"], teacher["params"] / st["params"]),
             ("speed-up, measured on this run's models", P["speedup"], lat_t / lat_s if lat_t and lat_s else None)]
     if benchmark and "speedup" in benchmark:

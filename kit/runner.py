@@ -263,11 +263,9 @@ def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_
     A notebook that never finished (e.g. killed) runs again and resumes its trainings.
     """
     import papermill
-    from .profiles import NOTEBOOKS, PROFILES, profile_parameters
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}.")
+    from .profiles import profile_notebooks, profile_parameters
     overrides = overrides or {}
-    stems = list(notebooks or NOTEBOOKS)
+    stems = list(notebooks or profile_notebooks(profile))
     unknown = sorted(set(overrides) - set(stems))
     if unknown:
         raise ValueError(f"no notebook {', '.join(unknown)} in this run; valid: {', '.join(stems)}.")
@@ -333,7 +331,7 @@ def run_report(profile: str, seconds: float) -> str:
     if entries:
         lines.append(f"  {'model':<16} {'role':<11} {'F1':>6} {'F1 kept':>8} {'params':>8} {'speed-up':>9}")
         for e in entries:
-            kept = f"{100 * e['f1'] / teacher['f1']:.1f}%" if teacher else ""
+            kept = f"{100 * e['f1'] / teacher['f1']:.1f}%" if teacher and teacher["f1"] else ""
             fast = (f"{teacher['latency_ms'] / e['latency_ms']:.2f}x"
                     if teacher and teacher.get("latency_ms") and e.get("latency_ms") else "")
             lines.append(f"  {e['name']:<16} {e['role']:<11} {e['f1']:>6.2f} {kept:>8} {e['params'] / 1e6:>7.1f}M "

@@ -63,3 +63,14 @@ def tiny(tmp_path_factory):
     build_qa_model(cfg).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     return path, examples, tok, cfg, model_dir
+
+
+def write_notebook(path, body, parameters='profile = "demo"'):
+    """A two-cell notebook: a cell tagged `parameters` holding `parameters`, then `body`."""
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)

@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
+
+import conftest
 import torch
 
 from kit.checkpoint import Checkpointer, ResumeRefused
@@ -172,12 +173,7 @@ def test_accumulating_two_batches_of_8_follows_batches_of_16_across_epoch_ends_a
 
 # ----------------------------------------------------------------------------- 4. reproduce reruns what is stale
 def write_notebook(path, body):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    params = nbformat.v4.new_code_cell('profile = "demo"\nresume = True\nlabel = "a"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nbformat.write(nb, path)
+    conftest.write_notebook(path, body, 'profile = "demo"\nresume = True\nlabel = "a"')
 
 
 def test_rerunning_a_notebook_reruns_every_later_one_from_scratch_and_says_why(tmp_path, monkeypatch, capfd):
