@@ -58,7 +58,9 @@ def training_estimate(updates: int, flops_per_update: float) -> str:
     """'N updates of X TFLOP: about ... on a T4, ... on an A100 (estimated, ...)' for a notebook to print first."""
     def hours(gpu):
         seconds = updates * flops_per_update / (GPU_TFLOPS[gpu] * 1e12)
-        return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+        if seconds >= 3600:
+            return f"{seconds / 3600:.1f} h"
+        return f"{round(seconds / 60)} min" if seconds >= 90 else f"{max(1, round(seconds))} s"
     return (f"{updates:,} updates of {flops_per_update / 1e12:.2f} TFLOP: about {hours('T4')} on a T4 and "
             f"{hours('A100')} on an A100 (an estimate at an assumed {GPU_TFLOPS['T4']} and {GPU_TFLOPS['A100']} "
             f"TFLOP/s in fp16, kit.paper; not measured)")

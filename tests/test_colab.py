@@ -65,3 +65,15 @@ def test_the_setup_cell_run_twice_clones_once_installs_once_and_keeps_torch(tmp_
     assert (home / ".colab-keep-torch.txt").read_text() == f"torch=={torch.__version__}\n"   # torch stays
     assert (tmp_path / "mount.calls").read_text().splitlines() == ["/content/drive"] * 2
     assert f"kit {REVISION} (" in r.stdout
+
+
+def test_the_estimate_is_the_flops_of_an_update_at_the_stated_throughput():
+    from kit.bench import flops_per_token
+    from kit.paper import GPU_TFLOPS, paper_configs, training_estimate, update_flops
+    teacher, student = paper_configs()
+    per_update = update_flops(student, 32, 384, teacher)
+    assert per_update == 32 * 384 * (flops_per_token(teacher, 384) + 3 * flops_per_token(student, 384))
+    assert round(per_update / 1e12, 1) == 9.9
+    hours_t4 = 16_320 * per_update / (GPU_TFLOPS["T4"] * 1e12) / 3600        # paper-colab: 6 epochs of ~2,720
+    assert f"about {hours_t4:.1f} h on a T4" in training_estimate(16_320, per_update) and hours_t4 <= 3
+    assert "about 50 s on a T4 and 10 s on an A100" in training_estimate(1000, 1e12)
