@@ -1,24 +1,36 @@
-"""Measured speed: latency of a model on real windows, after warm-up, as a median over repeats.
+"""Measured speed: latency of models after warm-up, as a median over many timed runs, with every model timed
+in every round (interleaved), and FLOPs, sizes, and where a forward spends its time.
 
-    ms = latency_ms(model, tokenizer, examples, batch_size=1, max_length=256)
+    times = interleaved_times({"teacher": t, "student": s}, {1: batch}, rounds=20)   # the one timing primitive
+    rows = interleaved_latency(models, timing_batches(examples, tokenizer, (1, 8)))  # median, p90, per model
+    python -m kit bench --paper-pair --model runs/demo/teacher --int8                 # run_bench, on the CLI
 
 Why a median after warm-up: the first calls pay for memory allocation and kernel selection, and a
-shared machine adds outliers; the median of many repeats is what a user sees in steady state.
+shared machine adds outliers; the median of many runs is what a user sees in steady state.
+Why interleaved: timing one model after the other lets a slow spell of a shared machine fall on one of them
+only; we saw the same ratio move from 0.88 to 1.07 of its FLOPs bound between two such runs, and two models
+of one shape come out 15% apart when each was timed 6 times in a row. So every measurement of the kit (the
+CLI, notebook 04, results/) times all the models it compares in the same rounds: `interleaved_times`.
 On GPU every timing waits for the device (torch.cuda.synchronize), or it would time only the launch.
 Never time while another job shares the cores: both slow down and the numbers mean nothing.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
+import logging
 import os
-
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from .features import collate, make_features
-from .int8 import quantize_int8  # noqa: F401  (kit.bench.quantize_int8: where notebooks and the CLI find it)
+from .inference import with_precision
+from .models import flops_per_token   # noqa: F401 (kit.bench.flops_per_token: the speed side of a model)
+from .precision import bf16_supported, to_bf16
 
 
 def _sync(device):
@@ -27,8 +39,9 @@ def _sync(device):
 
 
 @torch.no_grad()
-def time_forward(model, batch: dict, warmup: int = 3, repeats: int = 20) -> list[float]:
-    """Milliseconds of each of `repeats` forward passes on `batch`, after `warmup` untimed ones."""
+def time_forward(model, batch: dict, warmup: int = 1, repeats: int = 1) -> list[float]:
+    """Milliseconds of each of `repeats` forward passes on `batch`, after `warmup` untimed ones: one model's
+    turn in a round of `interleaved_times` (time several models with that, not with this in a loop)."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}  # e.g. a multi-task "task"
     was_training = model.training
@@ -45,15 +58,16 @@ def time_forward(model, batch: dict, warmup: int = 3, repeats: int = 20) -> list
     return times
 
 
-def latency_ms(model, tokenizer, examples, batch_size: int = 1, max_length: int = 256, stride: int = 64,
-               warmup: int = 3, repeats: int = 20) -> dict:
-    """Median and p90 latency (ms) of one forward pass over the first `batch_size` windows of `examples`."""
-    feats = make_features(examples[:batch_size * 4], tokenizer, max_length, stride)
-    if len(feats) < batch_size:
-        raise ValueError(f"{len(feats)} windows, fewer than batch_size {batch_size}: give more examples.")
-    batch = collate(feats, list(range(batch_size)), tokenizer.pad_token_id, with_labels=False)
-    return {**median_p90(time_forward(model, batch, warmup, repeats)),
-            "batch_size": batch_size, "seq_len": int(batch["input_ids"].shape[1])}
+def interleaved_times(models: dict, batches: dict, rounds: int, warmup: int = 1, repeats: int = 1) -> dict:
+    """{model name: {batch key: [ms, ...]}}: each of `rounds` rounds takes the models in turn and times each on
+    every batch (`warmup` untimed passes that bring its weights back into cache, then `repeats` timed ones),
+    so `rounds * repeats` times each, and a slow spell of the machine falls on all models alike."""
+    times = {name: {key: [] for key in batches} for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            for key, batch in batches.items():
+                times[name][key] += time_forward(model, batch, warmup, repeats)
+    return times
 
 
 def median_p90(times: list[float]) -> dict:
@@ -62,14 +76,43 @@ def median_p90(times: list[float]) -> dict:
             "latency_p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3)}
 
 
-def flops_per_token(config, seq_len: int) -> int:
-    """Analytic forward FLOPs per token of an encoder (multiply-add = 2 FLOPs), embeddings excluded:
-    per layer, Q/K/V/output projections 4·d² and the feed-forward 2·d·f weights (2 FLOPs each), and the
-    attention itself, q·kᵀ and probs·v, 2·2·seq·d. The QA head (2·d·2) is added once."""
-    d, f, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    glu = 2 if config.model_type == "modernbert" else 1     # ModernBERT's GLU doubles the input projection
-    per_layer = 2 * (4 * d * d + (glu + 1) * d * f) + 4 * seq_len * d
-    return n * per_layer + 2 * d * 2
+def interleaved_latency(models: dict, batches: dict, rounds: int = 20, warmup: int = 1, repeats: int = 1) -> dict:
+    """{model name: {batch key: row}}: interleaved_times summed up, each row the median and p90 of the model's
+    `rounds * repeats` timed runs on that batch (CONTRACTS.md: the median of at least 20), its shape and
+    throughput."""
+    times = interleaved_times(models, batches, rounds, warmup, repeats)
+    out = {}
+    for name, by_key in times.items():
+        out[name] = {}
+        for key, t in by_key.items():
+            bs, seq = batches[key]["input_ids"].shape
+            lat = median_p90(t)
+            out[name][key] = {"batch_size": int(bs), "seq_len": int(seq), **lat, "runs": len(t), "rounds": rounds,
+                              "sequences_per_s": round(1000 * bs / lat["latency_ms"], 2),
+                              "tokens_per_s": round(1000 * bs * seq / lat["latency_ms"], 1)}
+    return out
+
+
+def interleaved_shapes(models: dict, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), rounds: int = 20,
+                       warmup: int = 1, repeats: int = 1) -> dict[str, list[dict]]:
+    """{model name: one row per shape}: latency (median, p90) and throughput of every model at every batch size
+    and sequence length, one interleaved run per shape (all models in every round), on random token ids
+    (`random_batch`: speed depends on how many tokens, not which; `vocab_size` the smallest of the models')."""
+    out = {name: [] for name in models}
+    for seq in seq_lens:
+        for bs in batch_sizes:
+            rows = interleaved_latency(models, {0: random_batch(vocab_size, bs, seq)}, rounds, warmup, repeats)
+            for name in models:
+                out[name].append(rows[name][0])
+    return out
+
+
+def latency_ms(model, tokenizer, examples, batch_size: int = 1, max_length: int = 384, stride: int = 128,
+               rounds: int = 20, warmup: int = 1) -> dict:
+    """One model's latency row on the first `batch_size` full windows of `examples` (timing_batches), as
+    interleaved_latency gives it. To compare models, time them together: interleaved_latency."""
+    batches = timing_batches(examples, tokenizer, (batch_size,), max_length, stride)
+    return interleaved_latency({"model": model}, batches, rounds, warmup)["model"][batch_size]
 
 
 def random_batch(vocab_size: int, batch_size: int, seq_len: int, seed: int = 0) -> dict:
@@ -77,63 +120,6 @@ def random_batch(vocab_size: int, batch_size: int, seq_len: int, seed: int = 0) 
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=g)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-
-def to_bf16(model):
-    """A bfloat16 copy for inference. bf16 keeps fp32's exponent range: on the es-local teacher (held-out
-    training articles) it kept F1 76.47 of 76.85. It is fast only where the CPU multiplies bf16
-    natively (AVX512-BF16 or AMX: recent Xeon and EPYC; 1.6x on this kit's machine); elsewhere it is
-    emulated and slower than fp32, so it is refused there (`bf16_supported`)."""
-    import copy
-    if not bf16_supported():
-        raise RuntimeError("this CPU has no native bfloat16 matrix multiply (AVX512-BF16 or AMX), so a bf16 "
-                           "model would run slower than fp32: use int8 (quantize_int8) or fp32.")
-    return copy.deepcopy(model).eval().to(torch.bfloat16)
-
-
-def bf16_supported() -> bool:
-    """Whether bf16 inference is fast here: always on CUDA, on CPU only with native bf16 instructions."""
-    if torch.cuda.is_available():
-        return True
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-PRECISIONS = ("fp32", "bf16", "int8")
-
-
-def with_precision(model, precision: str):
-    """`model` for inference in `precision`: fp32 as it is, bf16 (to_bf16) or int8 encoder layers
-    (kit.int8.quantize_int8)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: choose one of {PRECISIONS}.")
-    return {"fp32": lambda m: m.eval(), "bf16": to_bf16, "int8": quantize_int8}[precision](model)
-
-
-def bench_shapes(model, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), warmup: int = 2,
-                 repeats: int = 10) -> list[dict]:
-    """Latency (median, p90) and throughput of `model` over batch sizes and sequence lengths."""
-    rows = []
-    for seq in seq_lens:
-        for bs in batch_sizes:
-            lat = median_p90(time_forward(model, random_batch(vocab_size, bs, seq), warmup, repeats))
-            ms = lat["latency_ms"]
-            rows.append({"batch_size": bs, "seq_len": seq, **lat,
-                         "sequences_per_s": round(1000 * bs / ms, 2), "tokens_per_s": round(1000 * bs * seq / ms, 1)})
-    return rows
-
-
-def interleaved_times(models: dict, batches: dict, rounds: int, warmup: int = 1, repeats: int = 1) -> dict:
-    """{model name: {batch key: [ms, ...]}}: each of `rounds` rounds takes the models in turn and times each on
-    every batch (`warmup` untimed passes, then `repeats` timed ones), so `rounds * repeats` times each.
-    Timing one model after the other lets a slow spell of a shared machine fall on one of them only: we saw
-    the same ratio move from 0.88 to 1.07 of its FLOPs bound between two such runs, and two models of one
-    shape come out 15% apart when each was timed 6 times in a row."""
-    times = {name: {key: [] for key in batches} for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            for key, batch in batches.items():
-                times[name][key] += time_forward(model, batch, warmup, repeats)
-    return times
 
 
 def timing_batches(examples, tokenizer, batch_sizes=(1,), max_length: int = 384, stride: int = 128) -> dict[int, dict]:
@@ -150,7 +136,6 @@ def entry_models(run_dir, entries: list[dict], device=None) -> dict:
     """{summary entry name: its model as it was scored}: the folder of the entry's `base` model under
     `run_dir` (the entry's own name when it has none) in its `precision` (fp32 when none), each folder loaded
     once. A multi-task student loads as its QA model, the part that answers questions and is timed."""
-    from pathlib import Path
     from .models import load_qa_model
     loaded, out = {}, {}
     for e in entries:
@@ -163,26 +148,6 @@ def entry_models(run_dir, entries: list[dict], device=None) -> dict:
                                         f"remove the entry from the summary.")
             loaded[base] = load_qa_model(folder, attn_implementation="sdpa").eval().to(device or "cpu")
         out[e["name"]] = with_precision(loaded[base], precision)
-    return out
-
-
-def interleaved_shapes(models: dict, vocab_size: int, batch_sizes=(1, 8), seq_lens=(384,), rounds: int = 3,
-                       warmup: int = 1, repeats: int = 2) -> dict[str, list[dict]]:
-    """bench_shapes for several models at once, for ratios between them (interleaved_times on random
-    batches): each model's latency at a shape is the median of its rounds' medians."""
-    shapes = [(seq, bs) for seq in seq_lens for bs in batch_sizes]
-    times = interleaved_times(models, {s: random_batch(vocab_size, s[1], s[0]) for s in shapes}, rounds, warmup,
-                              repeats)
-    out = {name: [] for name in models}
-    for name, by_shape in times.items():
-        for seq, bs in shapes:
-            t = by_shape[(seq, bs)]
-            lats = [median_p90(t[i:i + repeats]) for i in range(0, len(t), repeats)]
-            ms = statistics.median(r["latency_ms"] for r in lats)
-            out[name].append({"batch_size": bs, "seq_len": seq, "latency_ms": round(ms, 3),
-                              "latency_p90_ms": round(statistics.median(r["latency_p90_ms"] for r in lats), 3),
-                              "rounds": rounds, "sequences_per_s": round(1000 * bs / ms, 2),
-                              "tokens_per_s": round(1000 * bs * seq / ms, 1)})
     return out
 
 
@@ -211,7 +176,6 @@ PARTS = {"embeddings": r"embeddings$", "attention": r"layer\.\d+\.attention$",
          "feed_forward": r"layer\.\d+\.(intermediate|output)$", "qa_head": r"qa_outputs$"}
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def _stderr_silenced():
     """The profiler's C++ side writes a "profiler_start/stop" line to file descriptor 2 at every start and stop
@@ -228,6 +192,7 @@ def _stderr_silenced():
             os.close(saved)
 
 
+@torch.no_grad()
 def where_time_goes(model, batch: dict, repeats: int = 3) -> dict:
     """Milliseconds per forward spent in the embeddings, the attention blocks, the feed-forward blocks and
     the QA head of a BERT-family model, from torch.profiler (each part's modules are labelled with
@@ -259,3 +224,155 @@ def where_time_goes(model, batch: dict, repeats: int = 3) -> dict:
     parts = {p: round(totals.get(f"kit::{p}", 0.0), 3) for p in PARTS}
     parts["other"] = round(totals["kit::forward"] - sum(parts.values()), 3)
     return parts
+
+
+# `python -m kit bench`: collect every model and variant first, then time them together, one interleaved run
+# per shape, so that their ratios (the paper pair's speed-up, a student against its teacher) are fair.
+
+def _item(key, name, variant, model, config, counts, seq_lens, tok=None, **extra) -> dict:
+    """One timed model of the report: `key` names it in the rounds, `rows` gets one row per shape."""
+    return dict(key=key, name=name, variant=variant, model=model, config=config, counts=counts,
+                seq_lens=seq_lens, tok=tok, rows=[], **extra)
+
+
+def _variants(name, model, config, seq_lens, int8=False, bf16=False, tok=None) -> list[dict]:
+    """The fp32 model and the precisions asked for: bf16 (always on a GPU), int8 (CPU only)."""
+    from .models import count_params
+    gpu = torch.cuda.is_available()
+    counts = count_params(model)   # int8 layers hold their weights as buffers, not Parameters: count the fp32 model
+    model = model.to("cuda" if gpu else "cpu").eval()
+    precisions = ["fp32"] + ["bf16"] * (gpu or bf16) + ["int8"] * (int8 and not gpu)
+    return [_item(name if p == "fp32" else f"{name}_{p}", name, p, with_precision(model, p), config, counts,
+                  seq_lens, tok) for p in precisions]
+
+
+def _fit(seq_lens: list[int], config, source, given: bool) -> list[int]:
+    """The window lengths a model can read: `seq_lens`, or (when they were not given) capped at its longest."""
+    from .data import DataError
+    from .models import max_window
+    longest = max_window(config)
+    if max(seq_lens) <= longest:
+        return list(seq_lens)
+    if given:
+        raise DataError(f"--seq-lens {max(seq_lens)}: {source} reads at most {longest} tokens "
+                        f"(its position embeddings). Give --seq-lens {longest} or less.")
+    logging.warning("%s reads at most %d tokens: timing windows of %d instead of %s", source, longest, longest,
+                    seq_lens)
+    return sorted({min(s, longest) for s in seq_lens})
+
+
+def _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_lens, given) -> list[dict]:
+    """Every model to time: the paper pair (random weights), each --model and its --depths copies (the same
+    shape with fewer layers, random weights: speed depends on the shape, not the values), and each entry of
+    the --summary files as it was scored (its `base` model in its `precision`)."""
+    from .models import build_qa_model, load_qa_model, load_tokenizer
+    from .results import read_summary
+    items = []
+    torch.manual_seed(0)
+    if paper_pair:
+        from .paper import paper_configs
+        for name, cfg in zip(("paper_teacher", "paper_student"), paper_configs()):
+            items += _variants(name, build_qa_model(cfg, "sdpa"), cfg, seq_lens, int8, bf16)
+    for path in models:
+        model = load_qa_model(path, attn_implementation="sdpa")
+        fitted = _fit(seq_lens, model.config, path, given)
+        items += _variants(Path(path).name, model, model.config, fitted, int8, bf16, load_tokenizer(path))
+        for depth in depths:
+            cfg = copy.deepcopy(model.config)
+            cfg.num_hidden_layers = depth
+            items += _variants(f"{Path(path).name}_{depth}layers", build_qa_model(cfg, "sdpa"), cfg, fitted, int8, bf16)
+    entries = [(file, e) for file in summaries for e in read_summary(file)]
+    loaded = entry_models(models_dir, [e for _, e in entries])   # each model folder loaded once
+    for file, e in entries:
+        model, counts = loaded[e["name"]], {k: e[k] for k in ("params", "non_embedding_params") if k in e}
+        items.append(_item(e["name"], e["name"], e.get("precision", "fp32"), model, model.config, counts,
+                           _fit(seq_lens, model.config, f"{file}: {e['name']}", given), summary=file,
+                           reference=e["role"] == "teacher"))
+    return items
+
+
+def _time_all(items: list[dict], batch_sizes, rounds: int, warmup: int, repeats: int) -> None:
+    """One interleaved run per shape over every item that reads windows that long; each gets its rows."""
+    shapes = sorted({(seq, bs) for it in items for seq in it["seq_lens"] for bs in batch_sizes})
+    vocab = min(it["config"].vocab_size for it in items)   # random ids every model can read
+    for seq, bs in shapes:
+        group = {it["key"]: it["model"] for it in items if seq in it["seq_lens"]}
+        logging.info("timing %d models on batches of %d x %d tokens, %d rounds", len(group), bs, seq, rounds)
+        with torch.inference_mode():
+            rows = interleaved_latency(group, {0: random_batch(vocab, bs, seq)}, rounds, warmup, repeats)
+        for it in items:
+            if it["key"] in rows:
+                it["rows"].append(rows[it["key"]][0])
+    ref = next((it for it in items if it.get("reference")), items[0])   # a summary's teacher, else the first
+    ref_ms = {(r["batch_size"], r["seq_len"]): r["latency_ms"] for r in ref["rows"]}
+    for it in items:
+        for r in it["rows"]:
+            if (r["batch_size"], r["seq_len"]) in ref_ms:
+                r[f"speedup_vs_{ref['key']}"] = round(ref_ms[(r["batch_size"], r["seq_len"])] / r["latency_ms"], 2)
+
+
+def _report_entry(it: dict, examples=None, data=None) -> dict:
+    """A model's row of benchmark.json: sizes, FLOPs, latency rows and, with `examples`, its EM/F1."""
+    entry = {"name": it["name"], "variant": it["variant"], **it["counts"], "size_mb": round(state_size_mb(it["model"]), 1),
+             "flops_per_token": {str(s): flops_per_token(it["config"], s) for s in it["seq_lens"]}, "rows": it["rows"]}
+    if examples is not None and it["tok"] is not None:
+        from .inference import evaluate_model
+        longest = max(it["seq_lens"])
+        metrics, _ = evaluate_model(it["model"], it["tok"], examples, max_length=longest, stride=min(128, longest // 4))
+        entry.update(dataset=data, exact_match=metrics["exact_match"], f1=metrics["f1"], n=metrics["n"])
+    return entry
+
+
+def _record_latencies(items: list[dict]) -> None:
+    """Each --summary entry gets `latency_ms` (batch 1, its longest window: CONTRACTS.md) and
+    `latency_ms_batch<b>` for the other batch sizes, written back to its file in the file's order."""
+    from .results import read_summary, record
+    by_key = {it["key"]: it for it in items if "summary" in it}
+    for file in dict.fromkeys(it["summary"] for it in by_key.values()):
+        for e in read_summary(file):
+            rows = by_key[e["name"]]["rows"]
+            longest = max(r["seq_len"] for r in rows)
+            for r in (r for r in rows if r["seq_len"] == longest):
+                e["latency_ms" if r["batch_size"] == 1 else f"latency_ms_batch{r['batch_size']}"] = r["latency_ms"]
+            record(file, e)
+
+
+def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir="runs/demo", depths=(), int8=False,
+              bf16=False, data=None, batch_sizes=(1, 8), seq_lens=None, rounds: int = 20, warmup: int = 1,
+              repeats: int = 1, out="runs/demo/benchmark.json") -> dict:
+    """What `python -m kit bench` does: collect the models (see _collect) and their variants, time them all
+    in interleaved rounds (one run per shape, the median and p90 of `rounds * repeats` timed runs each), score
+    them on `data` if given, add the latencies to the --summary files, and write the report to `out`."""
+    import platform
+    given, seq_lens = seq_lens is not None, list(seq_lens or [384])
+    if summaries:   # a summary's latency_ms is at batch 1 (CONTRACTS.md)
+        batch_sizes = sorted({1, *batch_sizes})
+    items = _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_lens, given)
+    if not items:
+        raise ValueError("nothing to time: give --paper-pair, --model DIR or --summary FILE.")
+    _time_all(items, batch_sizes, rounds, warmup, repeats)
+    gpu = torch.cuda.is_available()
+    settings = dict(batch_sizes=list(batch_sizes), seq_lens=seq_lens, rounds=rounds, warmup=warmup, repeats=repeats)
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                         f"{torch.cuda.get_device_name() if gpu else 'no GPU'}", "cpu_native_bf16": bf16_supported(),
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "settings": settings, "models": []}
+    examples = None
+    if data:
+        from .data import load_squad
+        examples, _ = load_squad(data)
+    for it in items:
+        report["models"].append(_report_entry(it, examples, data))
+        print(json.dumps({k: v for k, v in report["models"][-1].items() if k != "flops_per_token"}))
+    if paper_pair:
+        t, s = (next(it for it in items if it["key"] == k) for k in ("paper_teacher", "paper_student"))
+        report["paper_pair"] = speedup_table(t["rows"], s["rows"], t["config"], s["config"])
+        head = min(report["paper_pair"], key=lambda r: (r["batch_size"], -r["seq_len"]))   # batch 1, 384 tokens
+        report.update(speedup=head["speedup"], flops_ratio=head["flops_ratio"],
+                      speedup_shape=[head["batch_size"], head["seq_len"]])
+        for row in report["paper_pair"]:
+            print(json.dumps({"paper_pair": row}))
+    _record_latencies(items)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+    return report

@@ -119,7 +119,7 @@ def run_identity(cfg, model, data, loss_module, processes: int, threads: int, in
             "data": digest(data),
             "model": digest([(n, tuple(p.shape), str(p.dtype)) for n, p in model.state_dict().items()]),
             "loss": {"settings": loss_settings(loss_module), "frozen_weights": digest(frozen)},
-            "inputs": _plain(dict(inputs or {})) or {},
+            "inputs": {str(k): _plain(v) for k, v in (inputs or {}).items()},
             "allowed": {k: fields[k] for k in ALLOWED} | {"threads": threads}}
 
 

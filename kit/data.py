@@ -140,6 +140,34 @@ def _nearest_occurrence(context: str, text: str, start: int) -> int | None:
     return best
 
 
+def _usable_answers(answers: list, context: str, boms: list[int], q_where: str, name: str,
+                    counts: Counter) -> list[dict]:
+    """The answers of one question that point into `context` (its byte-order marks, at `boms`, already
+    stripped): empty ones dropped, offsets moved past the stripped marks, misaligned ones moved to the
+    nearest occurrence of their text, or dropped when the text is not in the context. Counts each repair."""
+    usable = []
+    for n_i, ans in enumerate(answers):
+        a_at = f"{q_where}, answer {n_i}"
+        text = _require(ans, "text", str, a_at, name)
+        start = _require(ans, "answer_start", int, a_at, name)
+        if not text.strip() or start < 0:
+            counts["empty_answers_dropped"] += 1  # failed translations in SQuAD-es
+            continue
+        start -= sum(1 for b in boms if b < start)
+        if BOM in text:
+            counts["answer_byte_order_marks_stripped"] += text.count(BOM)
+            text = text.replace(BOM, "")
+        if context[start:start + len(text)] != text:
+            moved = _nearest_occurrence(context, text, start)
+            if moved is None:
+                counts["answers_not_in_context_dropped"] += 1
+                continue
+            counts["misaligned_answers_repaired"] += 1
+            start = moved
+        usable.append({"text": text, "answer_start": start})
+    return usable
+
+
 def validate_squad(raw: dict, name: str) -> tuple[list[Example], LoadReport]:
     """Check the structure of a SQuAD dict, repair what is safe to repair, count everything."""
     if not isinstance(raw, dict) or "data" not in raw:
@@ -178,26 +206,7 @@ def validate_squad(raw: dict, name: str) -> tuple[list[Example], LoadReport]:
                 seen_ids[qid] = q_where
                 if not question:
                     raise DataError(f"{name}: {q_where} field 'question' is empty. Write the question or remove the entry.")
-                usable = []
-                for n_i, ans in enumerate(answers):
-                    a_at = f"{q_where}, answer {n_i}"
-                    text = _require(ans, "text", str, a_at, name)
-                    start = _require(ans, "answer_start", int, a_at, name)
-                    if not text.strip() or start < 0:
-                        counts["empty_answers_dropped"] += 1  # failed translations in SQuAD-es
-                        continue
-                    start -= sum(1 for b in boms if b < start)
-                    if BOM in text:
-                        counts["answer_byte_order_marks_stripped"] += text.count(BOM)
-                        text = text.replace(BOM, "")
-                    if context[start:start + len(text)] != text:
-                        moved = _nearest_occurrence(context, text, start)
-                        if moved is None:
-                            counts["answers_not_in_context_dropped"] += 1
-                            continue
-                        counts["misaligned_answers_repaired"] += 1
-                        start = moved
-                    usable.append({"text": text, "answer_start": start})
+                usable = _usable_answers(answers, context, boms, q_where, name, counts)
                 if impossible and usable:
                     counts["impossible_answers_ignored"] += len(usable)  # v2 keeps plausible answers; not gold
                     usable = []

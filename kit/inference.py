@@ -7,8 +7,12 @@ import torch
 from tqdm import tqdm   # the text bar: tqdm.auto warns in kernels without ipywidgets (the stored notebooks)
 
 from .features import collate, make_features, postprocess
+from .int8 import quantize_int8
 from .models import fit_window
 from .metrics import squad_scores
+from .precision import to_bf16
+
+PRECISIONS = ("fp32", "bf16", "int8")   # what a model answers in (kit.precision holds the hardware checks)
 
 
 @torch.no_grad()
@@ -56,3 +60,13 @@ def answer(model, tokenizer, question: str, context: str, max_length: int = 384,
     from .data import Example
     ex = Example(id="q", title="", question=question, context=context, answers=[], is_impossible=False)
     return predict_answers(model, tokenizer, [ex], max_length, stride, version_2=False)["q"]
+
+
+def with_precision(model, precision: str):
+    """`model` for inference in `precision`: fp32 as it is (in eval mode), a bf16 copy (to_bf16) or a copy
+    whose encoder nn.Linear layers multiply in int8 (kit.int8.quantize_int8; CPU)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {PRECISIONS}.")
+    if precision == "int8":
+        return quantize_int8(model)
+    return to_bf16(model) if precision == "bf16" else model.eval()

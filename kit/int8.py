@@ -3,8 +3,8 @@
     fast = quantize_int8(model)          # a copy; the QA head, embeddings and LayerNorms stay fp32
 
 Each Int8Linear stores its weight in int8 with one scale per output channel, and at run time rounds its
-input to int8 with **one scale per token** (row), multiplies int8 x int8 into int32 (torch._int_mm, which
-uses the CPU's VNNI instructions where it has them), then scales back to fp32:
+input to int8 with **one scale per token** (row), multiplies int8 x int8 into int32 (kit.precision.int8_matmul,
+which uses the CPU's VNNI instructions where it has them), then scales back to fp32:
 
     y[t, o] = (sum_i xq[t, i] * wq[o, i]) * x_scale[t] * w_scale[o] + bias[o]
 
@@ -27,6 +27,8 @@ import re
 
 import torch
 
+from .precision import int8_matmul
+
 FEED_FORWARD_LINEAR = r"(layer\.\d+\.(intermediate|output)\.dense|mlp\.W[io])$"   # BERT/RoBERTa, ModernBERT
 QA_HEAD = "qa_outputs"
 
@@ -40,7 +42,7 @@ class Int8Linear(torch.nn.Module):
         w_scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)   # an all-zero row keeps scale > 0
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("w_scale", w_scale)
-        # stored as (in, out): torch._int_mm multiplies (tokens, in) @ (in, out)
+        # stored as (in, out): int8_matmul multiplies (tokens, in) @ (in, out)
         self.register_buffer("weight_t", torch.round(w / w_scale[:, None]).to(torch.int8).t().contiguous())
         bias = linear.bias.detach().float().clone() if linear.bias is not None else torch.zeros(self.out_features)
         self.register_buffer("bias", bias)
@@ -50,7 +52,7 @@ class Int8Linear(torch.nn.Module):
         x = x.reshape(-1, shape[-1])
         x_max = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)   # a token of zeros stays zeros
         xq = (x * (127 / x_max)).round_().to(torch.int8)                # |x| <= x_max, so no clamp is needed
-        y = torch._int_mm(xq, self.weight_t).float().mul_(x_max / 127).mul_(self.w_scale).add_(self.bias)
+        y = int8_matmul(xq, self.weight_t).float().mul_(x_max / 127).mul_(self.w_scale).add_(self.bias)
         return y.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -60,14 +62,14 @@ class Int8Linear(torch.nn.Module):
 def quantize_int8(model, which: str = "all"):
     """A copy of `model` whose encoder nn.Linear layers are Int8Linear: all of them (which="all", the default)
     or only the feed-forward ones (which="feed_forward"). The QA head stays fp32: it is d x 2, so rounding it
-    saves nothing, and its logits choose the span. CPU only (torch._int_mm on GPUs wants other shapes; use
+    saves nothing, and its logits choose the span. CPU only (int8_matmul on GPUs wants other shapes; use
     bf16 there). Check F1 on your own model: notebook 04 scores every variant it times."""
     if which not in ("feed_forward", "all"):
         raise ValueError(f"which {which!r}: choose 'feed_forward' or 'all'.")
     device = next(model.parameters()).device
     if device.type != "cpu":
         raise ValueError(f"quantize_int8 makes a CPU model and this one is on {device}: call model.cpu() first, "
-                         f"or use bf16 on a GPU (kit.bench.to_bf16).")
+                         f"or use bf16 on a GPU (kit.precision.to_bf16).")
     model = copy.deepcopy(model).eval()
     chosen = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
               and not name.endswith(QA_HEAD) and (which == "all" or re.search(FEED_FORWARD_LINEAR, name))]

@@ -112,6 +112,16 @@ def fit_window(model, max_length: int, stride: int, explicit: bool = False) -> t
     return limit, shorter_stride
 
 
+def flops_per_token(config, seq_len: int) -> int:
+    """Analytic forward FLOPs per token of an encoder (multiply-add = 2 FLOPs), embeddings excluded:
+    per layer, Q/K/V/output projections 4·d² and the feed-forward 2·d·f weights (2 FLOPs each), and the
+    attention itself, q·kᵀ and probs·v, 2·2·seq·d. The QA head (2·d·2) is added once."""
+    d, f, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    glu = 2 if config.model_type == "modernbert" else 1     # ModernBERT's GLU doubles the input projection
+    per_layer = 2 * (4 * d * d + (glu + 1) * d * f) + 4 * seq_len * d
+    return n * per_layer + 2 * d * 2
+
+
 def count_params(model) -> dict[str, int]:
     """Total parameters, and those outside the embeddings (what decides compute per token)."""
     total = sum(p.numel() for p in model.parameters())

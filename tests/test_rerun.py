@@ -70,12 +70,15 @@ def test_a_student_resumed_with_another_teacher_or_loss_is_refused(tiny, tmp_pat
     teacher = load_qa_model(model_dir)
     run = TrainConfig(out_dir=str(tmp_path / "s"), epochs=1, batch_size=4)
 
-    def distil(teacher, **loss):
+    def distil(teacher, init="random", **loss):
         torch.manual_seed(0)
         student = build_student(teacher, num_hidden_layers=1, hidden_size=16)
         train(student, feats, run, pad_id=tok.pad_token_id, loss_fn=DistillLoss(teacher, student, **loss),
-              inputs={"init": "random"})
+              inputs={"init": init})
     distil(teacher)
+    assert json.loads((tmp_path / "s" / "checkpoint-last" / "run.json").read_text())["inputs"] == {"init": "random"}
+    with pytest.raises(ResumeRefused, match="init"):     # what the caller says decides the student is checked too
+        distil(teacher, init="teacher_layers")
     other = load_qa_model(model_dir)
     with torch.no_grad():
         other.qa_outputs.weight.add_(0.01)

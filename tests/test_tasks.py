@@ -1,4 +1,5 @@
-"""Multi-task training (kit.tasks): the sampler, the heads' gradients, saving, the task data and the loss."""
+"""Multi-task training (kit.tasks, kit.task_windows, kit.multitask, kit.task_metrics): the sampler, the heads'
+gradients, saving, the task data and the loss."""
 import json
 import math
 from collections import Counter
@@ -12,8 +13,11 @@ from conftest import squad
 from kit.data import DataError, load_squad
 from kit.features import make_features
 from kit.models import build_qa_model, train_tokenizer
-from kit.tasks import (IGNORE, make_evaluator, make_task, MultiTaskData, MultiTaskLoss, MultiTaskModel, Task, TaskSampler, answerability_windows,
-                       collate_labelled, entity_windows, question_answerable, question_type_windows)
+from kit.multitask import MultiTaskLoss, MultiTaskModel
+from kit.task_metrics import make_evaluator
+from kit.task_windows import (IGNORE, LabelledWindows, answerability_windows, collate_labelled, entity_windows,
+                              question_answerable, question_type_windows)
+from kit.tasks import MultiTaskData, Task, TaskSampler, make_task
 from kit.train import TrainConfig, read_log, train
 
 CONTEXT = "Ana Ruiz nació en Sevilla en 1990. La Editorial Sol tiene su sede en Quito."
@@ -242,7 +246,6 @@ class Fixed(torch.nn.Module):
 
 
 def test_classification_loss_is_cross_entropy_plus_kl_from_the_teacher():
-    from kit.tasks import LabelledWindows
     feats, labels = collate_labelled, ["no", "yes"]
     windows = LabelledWindows([[0, 5, 2], [0, 6, 2]], [1, 0])
     task = Task("ans", "sequence", windows, labels, teacher=Fixed([[0.0, 2.0], [1.0, 0.0]]))
@@ -261,7 +264,6 @@ def test_classification_loss_is_cross_entropy_plus_kl_from_the_teacher():
 
 
 def test_token_loss_skips_unlabelled_tokens():
-    from kit.tasks import LabelledWindows
     windows = LabelledWindows([[0, 5, 2]], [[IGNORE, 2, IGNORE]])
     logits = [[[9.0, 9.0, 9.0], [0.0, 1.0, 3.0], [5.0, -5.0, 0.0]]]
     loss, terms = MultiTaskLoss([Task("ent", "token", windows, ["O", "B-X", "I-X"])])(

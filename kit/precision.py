@@ -1,0 +1,85 @@
+"""Precision: which number formats this machine computes fast, and every private torch or accelerate call
+the kit makes for them, each with why.
+
+    resolve_mixed_precision("auto")      # training: what accelerate is told ("fp16", "bf16" or "no")
+    to_bf16(model)                       # inference: a bf16 copy (kit.inference.with_precision chooses)
+
+- fp16: only on a CUDA GPU (a CPU has no fast fp16 matrix multiply); training only, with loss scaling.
+- bf16: on a GPU, or on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX). Elsewhere torch emulates
+  it, slower than fp32, so the kit refuses it there instead of silently running slower.
+- int8: on a CPU, through kit.int8 (int8 weights and activations, int32 products: `int8_matmul`).
+
+The private calls live here and nowhere else, so that a torch or accelerate upgrade that moves one breaks
+one module, with the reason next to it.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")   # training (accelerate's names; "no" is fp32)
+
+
+def bf16_supported() -> bool:
+    """Whether bf16 is fast here: always on CUDA, on a CPU only with native bf16 instructions."""
+    if torch.cuda.is_available():
+        return True
+    # Private: torch has no public question "does this CPU multiply bf16 natively?". The public
+    # torch.backends.cpu.get_cpu_capability() says "AVX512" both for CPUs with and without AVX512-BF16, and
+    # oneDNN (mkldnn) is what runs CPU bf16 matmuls, so its own probe is the answer that matters.
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """What accelerate is told. "auto" is the fastest precision the hardware does well: fp16 on CUDA, bf16 on a
+    CPU that multiplies bf16 natively (AVX512-BF16 or AMX), plain fp32 ("no") elsewhere. On the es-local e5-small
+    shapes bf16 made a teacher update about 1.5x and a distillation update about 1.7x faster on this kit's
+    machine, every loss term within 0.5% of fp32's on the same batch (results/es-local/bf16_training_speed.py).
+    "no" gives the same fp32 numbers on every CPU (the es-local profile's published runs). "fp16" without a
+    GPU and "bf16" on a CPU without native bf16 are refused: the first does not exist on a CPU, the second,
+    emulated, would be slower than fp32."""
+    if choice not in MIXED_PRECISIONS:
+        raise ValueError(f"mixed_precision {choice!r}: choose one of {', '.join(MIXED_PRECISIONS)}.")
+    cuda = torch.cuda.is_available()
+    if choice == "auto":
+        return "fp16" if cuda else "bf16" if bf16_supported() else "no"
+    if choice == "fp16" and not cuda:
+        raise ValueError("mixed_precision 'fp16' needs a CUDA GPU and none is visible: on a CPU use 'no' "
+                         "(or 'bf16' where the CPU has native bf16).")
+    if choice == "bf16" and not bf16_supported():
+        raise ValueError("mixed_precision 'bf16': this CPU has no native bfloat16 matrix multiply "
+                         "(AVX512-BF16 or AMX), so bf16 training would be slower than fp32; use 'no'.")
+    return choice
+
+
+def forget_accelerate_precision(mixed_precision: str) -> None:
+    """Let the next Accelerator of this process use `mixed_precision` even if an earlier one used another
+    (a notebook kernel may train in bf16 after fp32). The process group, if any, stays as it is."""
+    from accelerate.state import AcceleratorState
+    # Private: accelerate keeps one AcceleratorState per process (a shared dict, `_shared_state`) and raises
+    # "AcceleratorState has already been initialized and cannot be changed" when a later Accelerator asks for
+    # another precision; it has no public call to forget it. `_reset_state()` clears only that dict (not
+    # PartialState, which holds the process group), so it is done only when the precision really changes.
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state()
+
+
+def to_bf16(model):
+    """A bfloat16 copy for inference. bf16 keeps fp32's exponent range: on the es-local teacher (held-out
+    training articles) it kept F1 76.47 of 76.85. It is fast only where the CPU multiplies bf16
+    natively (AVX512-BF16 or AMX: recent Xeon and EPYC; 1.6x on this kit's machine); elsewhere it is
+    emulated and slower than fp32, so it is refused there (`bf16_supported`)."""
+    if not bf16_supported():
+        raise RuntimeError("this CPU has no native bfloat16 matrix multiply (AVX512-BF16 or AMX), so a bf16 "
+                           "model would run slower than fp32: use int8 (kit.int8.quantize_int8) or fp32.")
+    return copy.deepcopy(model).eval().to(torch.bfloat16)
+
+
+def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """int8 (m, k) @ int8 (k, n) -> int32 (m, n), exact (no overflow below k = 2**17)."""
+    # Private: torch._int_mm is torch's only int8 x int8 -> int32 matrix multiply (torch.ao and torchao call it
+    # too); `a.int() @ b.int()` would be exact but multiplies in int32, many times slower. On a CPU it uses the
+    # VNNI dot-product instructions where there are some. On CUDA it wants m > 16 and k, n multiples of 8,
+    # which is one reason kit.int8 is CPU only.
+    return torch._int_mm(a, b)

@@ -1,0 +1,279 @@
+"""A student's recipe: everything that decides it, as one small object, and the function that trains it.
+
+    recipe = Recipe(teacher="runs/es-local/teacher", train="train-v1.1.json", layers=8, init="teacher_layers",
+                    teacher_layers="0,2,4,5,6,8,10,11", layer_map="copied")
+    train_recipe(recipe, TrainConfig(out_dir="runs/es-local/student8", epochs=2, batch_size=16, lr=1e-4))
+    # the same from the command line (kit.cli makes one flag per field of Recipe and of TrainConfig):
+    python -m kit distill --teacher runs/es-local/teacher --train train-v1.1.json --out runs/es-local/student8 \
+        --layers 8 --init teacher_layers --teacher-layers 0,2,4,5,6,8,10,11 --layer-map copied --epochs 2 ...
+
+The recipe covers what notebooks 02 and 03 and results/es-local train:
+  student     its shape (layers, hidden, heads, ffn; 0 = the teacher's), built by kit.student.build_student
+              with `init` random (the paper) or teacher_layers (DistilBERT style, `teacher_layers` chooses
+              which), or continued from a saved student (`from_model`);
+  mode        distill: kit.distill.distill with the four weights, temperature, attention kind, projection,
+              layer map (uniform, or copied: each layer imitates the teacher layer it was copied from) and
+              stages (one | two); baseline: the same student, the task loss only, no teacher (kit.train.train);
+  tasks       "qa", or "qa,answerability" (...): one multi-task student (kit.multitask), its batches drawn by
+              `sampling`; in distill mode the QA task learns from the teacher too.
+The recipe goes with the run: kit.train records it in the checkpoint (a resume with another recipe is refused)
+and `out_dir/recipe.json` holds it beside the model, with the train config and the command that reruns it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cli import option
+
+RECIPE_FILE = "recipe.json"
+MODES, LAYER_MAPS = ("distill", "baseline"), ("uniform", "copied", "last_k")
+# the flags of `kit distill` that are not the field's name (as `kit train`'s)
+SKIP, NAMES = ("resume", "out_dir"), {"num_threads": "--threads"}
+
+
+@dataclass
+class Recipe:
+    teacher: str = option("runs/demo/teacher", "the saved teacher (a model directory with its tokenizer)")
+    train: str = option("data/train.json", "SQuAD-format training file (FILE.json#articles=:31 takes some articles)")
+    eval: str = option("", "validation file scored after each epoch, the best epoch kept ('' = keep the last; "
+                           "never the test file)")
+    max_length: int = option(384, "tokens per window")
+    stride: int = option(128, "tokens two windows of one context share")
+    mode: str = option("distill", "distill (learn from the teacher) or baseline (task loss only, no teacher)")
+    layers: int = option(6, "student depth")
+    hidden: int = option(0, "student width (0: the teacher's)")
+    heads: int = option(0, "student attention heads (0: the teacher's)")
+    ffn: int = option(0, "student feed-forward width (0: the teacher's FFN/width ratio)")
+    init: str = option("random", "random (the paper) or teacher_layers (copy teacher layers, DistilBERT style)")
+    teacher_layers: str = option("", "the teacher layers a teacher_layers student copies and a copied map imitates, "
+                                     "e.g. 0,2,4,5,6,8,10,11 ('' = the top of each uniform block)")
+    from_model: str = option("", "continue from this saved student instead of building one (its own shape)")
+    layer_map: str = option("uniform", "which teacher layer each student layer learns from: uniform (TinyBERT), "
+                                       "copied (the one it was copied from) or last_k")
+    task_weight: float = option(1.0, "weight of the task cross-entropy")
+    logits_weight: float = option(1.0, "weight of the start/end logit KL")
+    attention_weight: float = option(1.0, "weight of the attention-map MSE (0: no maps are computed)")
+    hidden_weight: float = option(1.0, "weight of the hidden-state MSE")
+    temperature: float = option(1.0, "softmax temperature of the logit KL")
+    attention: str = option("probs", "probs (post-softmax maps, the paper) or scores (pre-softmax, TinyBERT)")
+    projection: str = option("shared", "hidden-state projection when widths differ: shared or per_layer")
+    head_match: str = option("match", "compare attention maps head by head (match) or their mean (mean)")
+    stages: str = option("one", "one (every term from the start, the paper) or two (layers first, TinyBERT)")
+    tasks: str = option("qa", "qa, or qa with more tasks for one multi-task student, e.g. qa,answerability")
+    answerability_file: str = option("", "the answerability task's SQuAD v2 training file ('' = --train)")
+    sampling: str = option("temperature", "multi-task batches: proportional, temperature or round_robin")
+    sampling_temperature: float = option(2.0, "sampling=temperature: a task's share is ∝ n^(1/T)")
+
+    def __post_init__(self):
+        for name, value, valid in (("mode", self.mode, MODES), ("layer_map", self.layer_map, LAYER_MAPS)):
+            if value not in valid:
+                raise ValueError(f"recipe {name} {value!r}: choose one of {', '.join(valid)}.")
+        if self.layer_map == "copied" and not self.teacher_layers:
+            raise ValueError("recipe layer_map 'copied' needs teacher_layers (e.g. --teacher-layers 0,2,4): the "
+                             "teacher layers the student's layers were copied from.")
+
+    def layer_list(self) -> list[int] | None:
+        try:
+            return [int(x) for x in self.teacher_layers.split(",")] if self.teacher_layers else None
+        except ValueError:
+            raise ValueError(f"recipe teacher_layers {self.teacher_layers!r}: give comma-separated layer "
+                             f"indices, e.g. 0,2,4.") from None
+
+
+# inputs that the run's data digest already covers: a moved file must not block a resume
+NOT_INPUTS = ("train", "answerability_file")
+
+
+def train_recipe(recipe: Recipe, cfg, command: str = "") -> list[dict]:
+    """Train the student that `recipe` describes with the loop settings `cfg` (a kit.train.TrainConfig); return
+    the log. Writes cfg.out_dir/recipe.json (the recipe, the config, the command and the machine)."""
+    from .models import load_tokenizer
+    check_resume(recipe, cfg, command)
+    tok = load_tokenizer(recipe.teacher)
+    teacher = None if recipe.mode == "baseline" and recipe.from_model else _load(recipe.teacher, recipe.mode)
+    student = _student(recipe, teacher)
+    data, tasks = _data(recipe, tok)
+    common = dict(pad_id=tok.pad_token_id, evaluate=_evaluator(recipe, tok), save_extra=tok.save_pretrained,
+                  inputs=_inputs(recipe))
+    if tasks:
+        log = _train_multitask(recipe, cfg, student, tasks, teacher, common)
+    elif recipe.mode == "baseline":
+        from .train import train
+        log = train(student, data, cfg, **common)
+    else:
+        from .distill import DistillWeights, distill
+        weights = DistillWeights(recipe.task_weight, recipe.logits_weight, recipe.attention_weight,
+                                 recipe.hidden_weight)
+        log = distill(teacher, student, data, cfg, stages=recipe.stages, weights=weights,
+                      layer_map=_layer_map(recipe, student, teacher), temperature=recipe.temperature,
+                      attention=recipe.attention, projection=recipe.projection, heads=recipe.head_match, **common)
+    write_recipe(recipe, cfg, command)
+    return log
+
+
+def _inputs(recipe: Recipe) -> dict:
+    return {k: v for k, v in dataclasses.asdict(recipe).items() if k not in NOT_INPUTS}
+
+
+def check_resume(recipe: Recipe, cfg, command: str = ""):
+    """Before a run continues cfg.out_dir/checkpoint-last: refuse it if that run had another recipe (what
+    recipe.json says); a fresh run or a first start writes recipe.json now, so that a killed run has it too."""
+    from .checkpoint import ResumeRefused
+    saved, folder = read_recipe(cfg.out_dir), Path(cfg.out_dir) / "checkpoint-last"
+    if cfg.resume and saved and (folder / "trainer_state.json").exists():
+        old = {k: v for k, v in saved["recipe"].items() if k not in NOT_INPUTS}
+        new = _inputs(recipe)
+        changed = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                   if old.get(k) != new.get(k)]
+        if changed:
+            raise ResumeRefused(f"{folder} was written by a run of another recipe ({'; '.join(changed)}; the old "
+                                f"one is in {Path(cfg.out_dir) / RECIPE_FILE}). Continuing it would mix two students: "
+                                f"rerun with the old recipe, or start fresh with --fresh (resume=False), or use another "
+                                f"--out.")
+    else:
+        write_recipe(recipe, cfg, command)
+
+
+def _load(path: str, mode: str):
+    from .models import load_qa_model
+    # distillation reads attention maps (eager); the task loss alone runs faster with SDPA
+    return load_qa_model(path, attn_implementation="eager" if mode == "distill" else "sdpa")
+
+
+def _student(recipe: Recipe, teacher):
+    if recipe.from_model:
+        return _load(recipe.from_model, recipe.mode)
+    from .student import build_student
+    return build_student(teacher, num_hidden_layers=recipe.layers, hidden_size=recipe.hidden or None,
+                         num_attention_heads=recipe.heads or None, intermediate_size=recipe.ffn or None,
+                         init=recipe.init, teacher_layers=recipe.layer_list(),
+                         attn_implementation="eager" if recipe.mode == "distill" else "sdpa")
+
+
+def _layer_map(recipe: Recipe, student, teacher):
+    from .layermap import LayerMap
+    n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+    if recipe.layer_map == "copied":
+        return LayerMap.copied(recipe.layer_list())
+    return LayerMap.last_k(n_s, n_t) if recipe.layer_map == "last_k" else LayerMap.uniform(n_s, n_t)
+
+
+def _data(recipe: Recipe, tok):
+    """(training windows, []) for QA alone; (None, [kit.tasks.Task, ...]) for several tasks."""
+    from .data import load_squad
+    from .features import make_features
+    examples, report = load_squad(recipe.train)
+    print(report)
+    names = [t.strip() for t in recipe.tasks.split(",") if t.strip()]
+    if names == ["qa"]:
+        feats = make_features(examples, tok, recipe.max_length, recipe.stride)
+        print(f"{len(examples)} questions -> {len(feats)} windows of at most {recipe.max_length} tokens")
+        return feats, []
+    if not names or names[0] != "qa":
+        raise ValueError(f"recipe tasks {recipe.tasks!r}: start with qa, e.g. qa or qa,answerability.")
+    from .tasks import make_task
+    tasks = []
+    for name in names:
+        source = recipe.answerability_file if name == "answerability" and recipe.answerability_file else recipe.train
+        task_examples = examples if source == recipe.train else load_squad(source)[0]
+        tasks.append(make_task(name, task_examples, tok, recipe.max_length, recipe.stride, source=source))
+    print({t.name: len(t.features) for t in tasks})
+    return None, tasks
+
+
+def _train_multitask(recipe: Recipe, cfg, student, tasks, teacher, common) -> list[dict]:
+    from .multitask import MultiTaskLoss, MultiTaskModel
+    from .tasks import MultiTaskData, TaskSampler
+    from .train import train
+    if recipe.mode == "distill":
+        tasks[0].teacher = teacher
+    model = MultiTaskModel(student, tasks)
+    sampler = TaskSampler.for_tasks(tasks, recipe.sampling, recipe.sampling_temperature)
+    loss = MultiTaskLoss(tasks, student=model, temperature=recipe.temperature)
+    evaluate = common.pop("evaluate")
+    # a multi-task student's evaluation scores its QA model: the same numbers as a single-task student's
+    common["evaluate"] = evaluate and (lambda m: evaluate(m.qa))
+    return train(model, MultiTaskData(tasks, sampler), cfg, loss_fn=loss, **common)
+
+
+def _evaluator(recipe: Recipe, tok):
+    if not recipe.eval:
+        return None
+    from .data import load_squad
+    from .inference import evaluate_model
+    examples, _ = load_squad(recipe.eval)
+    return lambda m: evaluate_model(m, tok, examples, max_length=recipe.max_length, stride=recipe.stride)[0]
+
+
+# ----------------------------------------------------------------------------- the record beside the model
+def command_line(recipe: Recipe, cfg, skip=SKIP, names: dict | None = NAMES) -> str:
+    """`python -m kit distill ...` that trains this recipe with this config: every value that differs from the
+    dataclasses' defaults, in their flags (kit.cli), so that it reruns the same run."""
+    args = ["python", "-m", "kit", "distill"] + _flags(recipe) + ["--out", cfg.out_dir] + _flags(cfg, skip, names)
+    return shlex.join(args)
+
+
+def _flags(obj, skip=(), names: dict | None = None) -> list[str]:
+    out = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in skip or value == f.default:
+            continue
+        flag = (names or {}).get(f.name, "--" + f.name.replace("_", "-"))
+        out += ([flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)])
+    return out
+
+
+def machine() -> str:
+    import torch
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, {torch.get_num_threads()} torch thread(s)"
+
+
+def write_recipe(recipe: Recipe, cfg, command: str = "") -> Path:
+    """cfg.out_dir/recipe.json: the recipe, the train config, the command that reruns them, the machine."""
+    path = Path(cfg.out_dir) / RECIPE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": command or command_line(recipe, cfg), "recipe": dataclasses.asdict(recipe),
+              "train_config": dataclasses.asdict(cfg), "machine": machine()}
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_recipe(model_dir) -> dict | None:
+    """What write_recipe wrote beside a model; None where the model was not trained by a recipe."""
+    path = Path(model_dir) / RECIPE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# ----------------------------------------------------------------------------- the commands' options
+def train_arguments(p):
+    """`kit train`'s options: the data and windows, then every TrainConfig field (kit.cli)."""
+    from .cli import add_options
+    from .train import TrainConfig
+    p.add_argument("--model", required=True, help="model directory (save_pretrained) or hub id to start from")
+    p.add_argument("--train", required=True, help="SQuAD-format JSON file or URL to train on")
+    p.add_argument("--eval", help="evaluated after each epoch; the best epoch is kept (never the test file)")
+    p.add_argument("--out", required=True, help="where the best model, its log and its checkpoint go")
+    p.add_argument("--max-length", type=int, default=384, help="tokens per window (default: %(default)s)")
+    p.add_argument("--stride", type=int, default=128, help="tokens two windows of a context share (default: %(default)s)")
+    p.add_argument("--fresh", action="store_true", help="start from scratch even if --out holds a checkpoint of "
+                   "a run (by default it is continued, when its settings and data are this run's)")
+    add_options(p, TrainConfig, skip=SKIP, names=NAMES)
+
+
+def distill_arguments(p):
+    """`kit distill`'s options: every Recipe field, then every TrainConfig field (kit.cli)."""
+    from .cli import add_options
+    from .train import TrainConfig
+    p.add_argument("--out", required=True, help="where the student, its log, recipe.json and checkpoint go")
+    p.add_argument("--fresh", action="store_true", help="start from scratch even if --out holds a checkpoint of "
+                   "a run (by default it is continued, when its recipe, settings and data are this run's)")
+    add_options(p, Recipe, title="the recipe (kit.recipes.Recipe)")
+    add_options(p, TrainConfig, skip=SKIP, names=NAMES, title="the training loop (kit.train.TrainConfig)")

