@@ -134,7 +134,9 @@ def train_tokenizer(texts, vocab_size: int = 8000, min_frequency: int = 2) -> Ro
     from tokenizers import ByteLevelBPETokenizer, processors
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTa's order: <pad> is id 1
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials)
+    # no progress bar: it prints blank lines into a notebook's stored output
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
+                            show_progress=False)
     bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
     return RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
                                 sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
