@@ -107,14 +107,6 @@ def interleaved_shapes(models: dict, vocab_size: int, batch_sizes=(1, 8), seq_le
     return out
 
 
-def latency_ms(model, tokenizer, examples, batch_size: int = 1, max_length: int = 384, stride: int = 128,
-               rounds: int = 20, warmup: int = 1) -> dict:
-    """One model's latency row on the first `batch_size` full windows of `examples` (timing_batches), as
-    interleaved_latency gives it. To compare models, time them together: interleaved_latency."""
-    batches = timing_batches(examples, tokenizer, (batch_size,), max_length, stride)
-    return interleaved_latency({"model": model}, batches, rounds, warmup)["model"][batch_size]
-
-
 def random_batch(vocab_size: int, batch_size: int, seq_len: int, seed: int = 0) -> dict:
     """Token ids with no padding: speed does not depend on which tokens, only on how many."""
     g = torch.Generator().manual_seed(seed)

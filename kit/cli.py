@@ -46,3 +46,16 @@ def add_options(parser, cls, skip=(), names: dict | None = None, title: str | No
 def options(args, cls, skip=()) -> dict:
     """The values of `cls`'s fields parsed from the command line, ready for `cls(**...)`."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip}
+
+
+def flags(obj, skip=(), names: dict | None = None) -> list[str]:
+    """The command-line words that give a dataclass instance's non-default values back (the inverse of
+    `options`): a recorded run's command that reruns it."""
+    words = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in skip or value == f.default:
+            continue
+        flag = _flag(f, names or {})
+        words += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+    return words

@@ -25,13 +25,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import option
+from .cli import flags, option
 
-PRECISIONS = ("fp32", "int8", "bf16")
 # entry fields that other commands measure on the same model (notebook 04, kit bench): kept when re-published
 MEASURED = ("latency_ms", "latency_ms_batch8", "answerability_accuracy_held_out")
-# params.json fields of older publishers that this one replaces
-REPLACED = ("metrics_kit", "metrics_independent_mlqa_scorer")
 
 
 @dataclass
@@ -60,13 +57,15 @@ def publish(pub: Publication) -> dict:
     """Score and write everything for `pub` (see the module docstring); return the summary entry."""
     from .data import load_squad
     from .metrics import squad_scores
+    from .results import record
     command, pub = publish_command(pub), _checked(pub)
     out = Path(pub.results)
     examples, _ = load_squad(pub.data)
     predictions = _predictions(pub, examples)
     metrics = squad_scores(examples, predictions)
     summary = out / ("bf16.json" if pub.precision == "bf16" else "summary.json")
-    entry = record_in_place(summary, _entry(pub, metrics, out))
+    entry = _entry(pub, metrics, out)
+    record(summary, entry)
     target = out / f"{pub.name}.predictions.json"
     if not target.exists() or json.loads(target.read_text()) != predictions:   # the same answers: the file stays
         target.write_text(json.dumps(predictions, ensure_ascii=False, indent=1))
@@ -78,6 +77,7 @@ def publish(pub: Publication) -> dict:
 
 def _checked(pub: Publication) -> Publication:
     """`pub` with its defaults filled in, or a ValueError naming the option and the fix."""
+    from .inference import PRECISIONS
     from .models import check_model_source
     from .profiles import test_file
     from .results import ROLES
@@ -110,9 +110,8 @@ def _predictions(pub: Publication, examples) -> dict[str, str]:
                              f"{Path(pub.data).name} (e.g. {missing[0]!r}): predictions of another test file? "
                              f"Predict them again with --model.")
         return predictions
-    from .inference import predict_answers
+    from .inference import predict_answers, with_precision
     from .models import load_tokenizer
-    from .inference import with_precision
     model = with_precision(_load(pub.model), pub.precision)
     return predict_answers(model, load_tokenizer(pub.model), examples, pub.max_length, pub.stride)
 
@@ -149,18 +148,6 @@ def _entry(pub: Publication, metrics: dict, out: Path) -> dict:
     return entry
 
 
-def record_in_place(path: Path, entry: dict) -> dict:
-    """kit.results.record, but an entry published again keeps its place in the summary (so tables do not move)."""
-    from .results import read_summary, record
-    order = [e["name"] for e in read_summary(path)]
-    summary = record(path, entry)
-    if entry["name"] in order:
-        rank = {n: i for i, n in enumerate(order)}
-        summary.sort(key=lambda e: rank.get(e["name"], len(order)))
-        Path(path).write_text(json.dumps(summary, indent=1, ensure_ascii=False))
-    return entry
-
-
 def _write_run(pub: Publication, metrics: dict, out: Path, publish_command: str):
     """<name>.params.json and <name>.log.jsonl: how the model was trained."""
     old_file = out / f"{pub.name}.params.json"
@@ -180,14 +167,10 @@ def params_record(pub: Publication, metrics: dict, old: dict, log: Path | None, 
     command = pub.command or run.get("command") or old.get("command", "")
     recipe, train_config, train_file = parse_command(command, pub.name)
     config_file = Path(pub.model or "-") / "train_config.json"
-    side_file = Path(pub.results) / f"{pub.name}.train_config.json"   # an older publisher's copy
-    params = {k: v for k, v in old.items() if k not in REPLACED}
-    if isinstance(params.get("recipe"), str):
-        params["description"] = params.pop("recipe")
+    params = dict(old)
     params.update(command=command, publish=publish or publish_command(pub), recipe=run.get("recipe") or recipe)
     params["train_config"] = (json.loads(config_file.read_text()) if config_file.exists()
-                              else old.get("train_config") or (json.loads(side_file.read_text())
-                                                                 if side_file.exists() else train_config))
+                              else old.get("train_config") or train_config)
     params["train_file"] = params.get("train_file") or train_file
     params["machine"] = run.get("machine") or old.get("machine")
     if log is not None:
@@ -229,5 +212,4 @@ def parse_command(command: str, name: str) -> tuple[dict | None, dict, str]:
 
 def publish_command(pub: Publication) -> str:
     """This publication as a `python -m kit publish` command line (its non-default options)."""
-    from .recipes import _flags
-    return shlex.join(["python", "-m", "kit", "publish"] + _flags(pub, skip=("command", "note")))
+    return shlex.join(["python", "-m", "kit", "publish", *flags(pub, skip=("command", "note"))])

@@ -29,7 +29,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import option
+from .cli import flags, option
 
 RECIPE_FILE = "recipe.json"
 MODES, LAYER_MAPS = ("distill", "baseline"), ("uniform", "copied", "last_k")
@@ -122,21 +122,9 @@ def _inputs(recipe: Recipe) -> dict:
 
 
 def check_resume(recipe: Recipe, cfg, command: str = ""):
-    """Before a run continues cfg.out_dir/checkpoint-last: refuse it if that run had another recipe (what
-    recipe.json says); a fresh run or a first start writes recipe.json now, so that a killed run has it too."""
-    from .checkpoint import ResumeRefused
-    saved, folder = read_recipe(cfg.out_dir), Path(cfg.out_dir) / "checkpoint-last"
-    if cfg.resume and saved and (folder / "trainer_state.json").exists():
-        old = {k: v for k, v in saved["recipe"].items() if k not in NOT_INPUTS}
-        new = _inputs(recipe)
-        changed = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                   if old.get(k) != new.get(k)]
-        if changed:
-            raise ResumeRefused(f"{folder} was written by a run of another recipe ({'; '.join(changed)}; the old "
-                                f"one is in {Path(cfg.out_dir) / RECIPE_FILE}). Continuing it would mix two students: "
-                                f"rerun with the old recipe, or start fresh with --fresh (resume=False), or use another "
-                                f"--out.")
-    else:
+    """A fresh run (or a first start) writes recipe.json now, so that a killed run has it too; a resumed one leaves
+    it alone: the checkpoint compares the recipe (train's `inputs`) and refuses another one (kit.checkpoint)."""
+    if not (cfg.resume and (Path(cfg.out_dir) / "checkpoint-last" / "trainer_state.json").exists()):
         write_recipe(recipe, cfg, command)
 
 
@@ -215,19 +203,8 @@ def _evaluator(recipe: Recipe, tok):
 def command_line(recipe: Recipe, cfg, skip=SKIP, names: dict | None = NAMES) -> str:
     """`python -m kit distill ...` that trains this recipe with this config: every value that differs from the
     dataclasses' defaults, in their flags (kit.cli), so that it reruns the same run."""
-    args = ["python", "-m", "kit", "distill"] + _flags(recipe) + ["--out", cfg.out_dir] + _flags(cfg, skip, names)
-    return shlex.join(args)
-
-
-def _flags(obj, skip=(), names: dict | None = None) -> list[str]:
-    out = []
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if f.name in skip or value == f.default:
-            continue
-        flag = (names or {}).get(f.name, "--" + f.name.replace("_", "-"))
-        out += ([flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)])
-    return out
+    return shlex.join(["python", "-m", "kit", "distill", *flags(recipe), "--out", cfg.out_dir,
+                       *flags(cfg, skip, names)])
 
 
 def machine() -> str:

@@ -38,16 +38,21 @@ def read_summary(path) -> list[dict]:
 
 
 def record(path, entry: dict) -> list[dict]:
-    """Add `entry` to the summary at `path`, replacing an entry of the same name; returns the summary."""
+    """Add `entry` to the summary at `path`, replacing an entry of the same name in its place (tables do not move
+    when a model is scored again); returns the summary."""
     missing = [k for k in REQUIRED if k not in entry]
     if missing:
         raise ValueError(f"summary entry {entry.get('name', '?')!r} lacks {missing}")
     if entry["role"] not in ROLES:
         raise ValueError(f"unknown role {entry['role']!r}; valid roles: {sorted(ROLES)}")
-    summary = [e for e in read_summary(path) if e["name"] != entry["name"]]
+    summary = read_summary(path)
+    names = [e["name"] for e in summary]
+    if entry["name"] in names:
+        summary[names.index(entry["name"])] = entry
+    else:
+        summary.append(entry)
     if entry["role"] == "teacher":  # exactly one teacher per summary: a new one replaces the old
-        summary = [e for e in summary if e["role"] != "teacher"]
-    summary.append(entry)
+        summary = [e for e in summary if e["role"] != "teacher" or e is entry]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

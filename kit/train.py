@@ -297,8 +297,9 @@ class TrainLog:
             with open(self.trainer.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")
 
-    def flush(self, t: Trainer):
+    def flush(self):
         """One training line: the mean over all processes, what one process with the whole global batch logs."""
+        t = self.trainer
         local = torch.tensor([self.sums[k] / self.counts[k] for k in self.sums], device=t.acc.device)
         entry = dict(zip(self.sums, t.acc.reduce(local, reduction="mean").tolist()))
         self.write({"kind": "train", "epoch": t.position, "update": t.state["update"],
@@ -312,7 +313,7 @@ class TrainLog:
 # ----------------------------------------------------------------------------- hooks and the entry point
 def log_every(t: Trainer):
     if t.state["update"] % t.cfg.log_every == 0 or t.state["update"] == t.total_updates:
-        t.log.flush(t)
+        t.log.flush()
 
 
 def save_every(t: Trainer):
