@@ -12,7 +12,8 @@
 
 `train` and `distill` take every kit.train.TrainConfig field as an option, with the config's defaults (kit.cli).
 Bad input ends with a one-paragraph message naming the file, the place and the fix, and exit
-code 2; `--debug` shows the Python traceback instead.
+code 2, and so does a missing optional package (kit.optional: the message names it and the pip command);
+`--debug` shows the Python traceback instead.
 """
 from __future__ import annotations
 
@@ -36,13 +37,22 @@ def _inference_args(p):
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
                    help="inference precision (kit.inference.with_precision): bf16 needs a GPU or a CPU with native "
                         "bf16 (AVX512-BF16 or AMX); int8 (CPU) multiplies every encoder linear layer, attention "
-                        "projections and feed-forward, in int8; the embeddings, LayerNorms and QA head stay fp32")
+                        "projections and feed-forward, in int8; the embeddings, LayerNorms and QA head stay fp32; "
+                        "on an ONNX export (kit export), int8 is its int8 default file")
+    p.add_argument("--onnx-file", default=None, help="with an ONNX export directory as --model: the file to run "
+                   "(e.g. model_int8_dynamic.onnx; default model.onnx, or the int8 default with --precision int8)")
 
 
 def _load_for_inference(args):
     from .data import load_squad
     from .models import check_model_source, load_qa_model, load_tokenizer
     from .inference import with_precision
+    from .export import is_onnx_dir, load_onnx_model, load_onnx_tokenizer
+    if is_onnx_dir(args.model):   # an export of `kit export`: ONNX Runtime through the same windows and postprocess
+        model = load_onnx_model(args.model, args.precision, args.onnx_file)
+        examples, report = load_squad(args.data)
+        logging.info("%s", report)
+        return model, load_onnx_tokenizer(args.model), examples
     check_model_source(args.model)   # fail on a wrong path before reading the data
     examples, report = load_squad(args.data)
     logging.info("%s", report)
@@ -82,8 +92,10 @@ def cmd_train(args):
     from .models import load_qa_model, load_tokenizer
     from .precision import resolve_mixed_precision
     from .recipes import SKIP
-    from .train import TrainConfig, train
+    from .train import TrainConfig, require_tensorboard, train
     resolve_mixed_precision(args.mixed_precision)   # a bad choice ends here, before the data is read
+    if args.tensorboard:
+        require_tensorboard()                       # so does a missing package
     train_ex, report = load_squad(args.train)
     print(report)
     # no attention maps are needed to fine-tune with the task loss: SDPA is faster and far lighter
@@ -113,11 +125,26 @@ def cmd_bench(args):
     from .results import run_dir
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.train_step:
+        return _train_step(args)
     run_bench(models=args.model or (), paper_pair=args.paper_pair, summaries=args.summary or (),
               models_dir=args.models_dir or run_dir(args.profile), depths=args.depths or (), int8=args.int8,
               bf16=args.bf16, data=args.data, batch_sizes=args.batch_sizes, seq_lens=args.seq_lens,
               rounds=args.rounds, warmup=args.warmup, repeats=args.repeats,
               out=args.out or run_dir(args.profile) / "benchmark.json")
+
+
+def _train_step(args):
+    from .results import run_dir
+    from .update_bench import update_bench
+    if not args.paper_pair:
+        raise ValueError("--train-step times the paper's shapes: give --paper-pair --train-step.")
+    report = update_bench(args.micro_batch, args.grad_accum, (args.seq_lens or [384])[0], args.updates,
+                          teacher_outputs=args.teacher_outputs, mixed_precision=args.mixed_precision)
+    out = Path(args.out or run_dir(args.profile) / "train_step.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
 
 
 def cmd_run(args):
@@ -150,6 +177,31 @@ def cmd_build_encoder(args):
     print(build_e5_small(args.out or None, force=args.force))
 
 
+def cmd_export(args):
+    from .export import export_model
+    export_model(args.model, args.out, int8=[v for v in args.int8 if v != "none"], data=args.data,
+                 tolerance=args.tolerance, exporter=args.exporter, max_length=args.max_length, stride=args.stride)
+
+
+def _parser_export(sub):
+    from .export import INT8_FILES, TOLERANCE
+    p = sub.add_parser("export", help="write a QA model as ONNX (dynamic batch and sequence axes) with its "
+                       "tokenizer and int8 variants, checked against the PyTorch model (needs the [export] extra)")
+    p.add_argument("--model", required=True, help="a saved QA model directory")
+    p.add_argument("--out", required=True, help="the directory to write (model.onnx, export.json, tokenizer)")
+    p.add_argument("--data", default=None, help="a SQuAD-format file: its windows check the export and every "
+                   "file is scored on it (a variant losing over 1%% of the fp32 F1 is not the int8 default)")
+    p.add_argument("--int8", nargs="+", default=["per-token"], choices=[*INT8_FILES, "none"],
+                   help="int8 variants to add: per-token (the kit's scheme, kit.int8) and/or dynamic "
+                        "(onnxruntime's quantize_dynamic, one scale per activation tensor)")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE, help="largest max |logit difference| accepted")
+    p.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
+                   help="dynamo: torch.onnx.export(dynamo=True), torch's recommended exporter; torchscript: the tracer")
+    p.add_argument("--max-length", type=int, default=384, help="window length for the check and the scores")
+    p.add_argument("--stride", type=int, default=128)
+    p.set_defaults(func=cmd_export)
+
+
 def cmd_colab_cells(args):
     from .colab import REPO, REVISION, write_setup_cells
     changed = write_setup_cells(args.notebooks)
@@ -178,6 +230,17 @@ def _parser_bench(sub):
     p.add_argument("--warmup", type=int, default=1, help="untimed passes of a model before its turn is timed")
     p.add_argument("--repeats", type=int, default=1, help="timed passes of a model in each round")
     p.add_argument("--threads", type=int, default=0)
+    g = p.add_argument_group("training updates (--paper-pair --train-step; kit.update_bench)")
+    g.add_argument("--train-step", action="store_true", help="time paper-shaped distillation updates on this device "
+                   "instead: seconds per update, peak GPU memory, and the ETA of the paper and paper-colab profiles "
+                   "(writes runs/<profile>/train_step.json)")
+    g.add_argument("--micro-batch", type=int, default=16, help="windows per micro-batch (the profiles: 16)")
+    g.add_argument("--grad-accum", type=int, default=2, help="micro-batches per update (the profiles: 2)")
+    g.add_argument("--updates", type=int, default=10, help="timed updates, after 2 untimed ones")
+    g.add_argument("--teacher-outputs", nargs="+", choices=("mapped", "all"), default=["mapped"],
+                   help="what the teacher computes: only what the layer map reads, or every map and state; both "
+                        "(mapped all) are timed in turns, with their ratio")
+    g.add_argument("--mixed-precision", default="auto", help="auto (fp16 on CUDA), no, fp16 or bf16")
     p.add_argument("--profile", default="demo", help="writes runs/<profile>/benchmark.json")
     p.add_argument("--out", help="another place for the JSON")
     p.set_defaults(func=cmd_bench)
@@ -186,7 +249,9 @@ def _parser_bench(sub):
 def cmd_distill(args):
     from .cli import options
     from .recipes import SKIP, Recipe, command_line, train_recipe
-    from .train import TrainConfig
+    from .train import TrainConfig, require_tensorboard
+    if args.tensorboard:
+        require_tensorboard()   # before the teacher and the data are read
     recipe = Recipe(**options(args, Recipe))
     cfg = TrainConfig(**options(args, TrainConfig, skip=SKIP), out_dir=args.out, resume=not args.fresh)
     t0 = time.time()
@@ -261,15 +326,16 @@ def main(argv=None):
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_parser_inference, _parser_train, _parser_distill, _parser_publish, _parser_bench,
-                _parser_notebooks, _parser_setup):
+                _parser_export, _parser_notebooks, _parser_setup):
         add(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from .data import DataError
+    from .optional import MissingPackage
     from .runner import NotebookFailed
     try:
         args.func(args)
-    except (NotebookFailed, DataError, FileNotFoundError, ValueError) as e:
+    except (NotebookFailed, DataError, MissingPackage, FileNotFoundError, ValueError) as e:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)

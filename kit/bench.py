@@ -30,28 +30,25 @@ import torch
 from .features import collate, make_features
 from .inference import with_precision
 from .models import flops_per_token   # noqa: F401 (kit.bench.flops_per_token: the speed side of a model)
+from .device import INT8_ON_CPU, batch_to, model_device, place, synchronize
+from .device import device as kit_device
 from .precision import bf16_supported, to_bf16
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @torch.no_grad()
 def time_forward(model, batch: dict, warmup: int = 1, repeats: int = 1) -> list[float]:
     """Milliseconds of each of `repeats` forward passes on `batch`, after `warmup` untimed ones: one model's
     turn in a round of `interleaved_times` (time several models with that, not with this in a loop)."""
-    device = next(model.parameters()).device
-    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}  # e.g. a multi-task "task"
+    where = model_device(model)
+    batch = batch_to(batch, model)   # a batch follows its model (kit.device); a multi-task "task" stays as it is
     was_training = model.training
     model.eval()
     times = []
     for i in range(warmup + repeats):
-        _sync(device)
+        synchronize(where)
         t0 = time.perf_counter()
         model(**batch)
-        _sync(device)
+        synchronize(where)
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1000)
     model.train(was_training)
@@ -63,6 +60,8 @@ def interleaved_times(models: dict, batches: dict, rounds: int, warmup: int = 1,
     every batch (`warmup` untimed passes that bring its weights back into cache, then `repeats` timed ones),
     so `rounds * repeats` times each, and a slow spell of the machine falls on all models alike."""
     times = {name: {key: [] for key in batches} for name in models}
+    for model in models.values():
+        place(model)   # kit.device's rule: all on device() (int8 copies stay on the CPU), each timed where it runs
     for _ in range(rounds):
         for name, model in models.items():
             for key, batch in batches.items():
@@ -127,7 +126,8 @@ def timing_batches(examples, tokenizer, batch_sizes=(1,), max_length: int = 384,
 def entry_models(run_dir, entries: list[dict], device=None) -> dict:
     """{summary entry name: its model as it was scored}: the folder of the entry's `base` model under
     `run_dir` (the entry's own name when it has none) in its `precision` (fp32 when none), each folder loaded
-    once. A multi-task student loads as its QA model, the part that answers questions and is timed."""
+    once, on `device` (default kit.device.device(); int8 copies on the CPU). A multi-task student loads as its
+    QA model, the part that answers questions and is timed."""
     from .models import load_qa_model
     loaded, out = {}, {}
     for e in entries:
@@ -138,7 +138,7 @@ def entry_models(run_dir, entries: list[dict], device=None) -> dict:
                 raise FileNotFoundError(f"{folder}: no saved model for the summary entry {e['name']!r} of "
                                         f"{Path(run_dir) / 'summary.json'}. Rerun the notebook that trains it, or "
                                         f"remove the entry from the summary.")
-            loaded[base] = load_qa_model(folder, attn_implementation="sdpa").eval().to(device or "cpu")
+            loaded[base] = place(load_qa_model(folder, attn_implementation="sdpa").eval(), device)
         out[e["name"]] = with_precision(loaded[base], precision)
     return out
 
@@ -230,10 +230,14 @@ def _item(key, name, variant, model, config, counts, seq_lens, tok=None, **extra
 def _variants(name, model, config, seq_lens, int8=False, bf16=False, tok=None) -> list[dict]:
     """The fp32 model and the precisions asked for: bf16 (always on a GPU), int8 (CPU only)."""
     from .models import count_params
-    gpu = torch.cuda.is_available()
+    gpu = kit_device().type == "cuda"
     counts = count_params(model)   # int8 layers hold their weights as buffers, not Parameters: count the fp32 model
-    model = model.to("cuda" if gpu else "cpu").eval()
-    precisions = ["fp32"] + ["bf16"] * (gpu or bf16) + ["int8"] * (int8 and not gpu)
+    model = place(model).eval()
+    if int8 and gpu:
+        logging.warning("%s: %s is timed without its int8 copy on this GPU run (KIT_DEVICE=cpu times it)",
+                        INT8_ON_CPU, name)
+    # bf16 when asked (refused where it would be emulated), and on a GPU that computes it natively (not a T4)
+    precisions = ["fp32"] + ["bf16"] * (bf16 or (gpu and bf16_supported())) + ["int8"] * (int8 and not gpu)
     return [_item(name if p == "fp32" else f"{name}_{p}", name, p, with_precision(model, p), config, counts,
                   seq_lens, tok) for p in precisions]
 
@@ -274,6 +278,10 @@ def _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_
             cfg.num_hidden_layers = depth
             items += _variants(f"{Path(path).name}_{depth}layers", build_qa_model(cfg, "sdpa"), cfg, fitted, int8, bf16)
     entries = [(file, e) for file in summaries for e in read_summary(file)]
+    if kit_device().type == "cuda" and any(e.get("precision") == "int8" for _, e in entries):
+        logging.warning("%s: the summaries' int8 entries are not timed on this GPU run (KIT_DEVICE=cpu times them)",
+                        INT8_ON_CPU)
+        entries = [(file, e) for file, e in entries if e.get("precision") != "int8"]
     loaded = entry_models(models_dir, [e for _, e in entries])   # each model folder loaded once
     for file, e in entries:
         model, counts = loaded[e["name"]], {k: e[k] for k in ("params", "non_embedding_params") if k in e}
@@ -317,15 +325,20 @@ def _report_entry(it: dict, examples=None, data=None) -> dict:
 
 def _record_latencies(items: list[dict]) -> None:
     """Each --summary entry gets `latency_ms` (batch 1, its longest window: CONTRACTS.md) and
-    `latency_ms_batch<b>` for the other batch sizes, written back to its file in the file's order."""
+    `latency_ms_batch<b>` for the other batch sizes, written back to its file in the file's order. The contract's
+    latency is the CPU's: on a GPU the same numbers go to `latency_ms_cuda[_batch<b>]` instead, and int8 entries
+    (not timed there) keep theirs."""
     from .results import read_summary, record
+    key = "latency_ms" if kit_device().type == "cpu" else "latency_ms_cuda"
     by_key = {it["key"]: it for it in items if "summary" in it}
     for file in dict.fromkeys(it["summary"] for it in by_key.values()):
         for e in read_summary(file):
+            if e["name"] not in by_key:
+                continue
             rows = by_key[e["name"]]["rows"]
             longest = max(r["seq_len"] for r in rows)
             for r in (r for r in rows if r["seq_len"] == longest):
-                e["latency_ms" if r["batch_size"] == 1 else f"latency_ms_batch{r['batch_size']}"] = r["latency_ms"]
+                e[key if r["batch_size"] == 1 else f"{key}_batch{r['batch_size']}"] = r["latency_ms"]
             record(file, e)
 
 
@@ -343,10 +356,10 @@ def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir="run
     if not items:
         raise ValueError("nothing to time: give --paper-pair, --model DIR or --summary FILE.")
     _time_all(items, batch_sizes, rounds, warmup, repeats)
-    gpu = torch.cuda.is_available()
     settings = dict(batch_sizes=list(batch_sizes), seq_lens=seq_lens, rounds=rounds, warmup=warmup, repeats=repeats)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
-                         f"{torch.cuda.get_device_name() if gpu else 'no GPU'}", "cpu_native_bf16": bf16_supported(),
+    gpu_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu_name}", "device": str(kit_device()),
+              "cpu_native_bf16": bf16_supported("cpu"),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "settings": settings, "models": []}
     examples = None
     if data:

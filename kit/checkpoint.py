@@ -31,9 +31,11 @@ from safetensors.torch import load_file, save_file
 
 LOSS_STATE = "loss_state.safetensors"
 RUN_FILE = "run.json"
-# TrainConfig fields that do not change what is learned; `resume` and `out_dir` say how and where, not what
+# TrainConfig fields that do not change what is learned; `resume`, `out_dir`, `tensorboard` and `progress_every` say
+# how and where, not what (TensorBoard's events are rewritten from the log at each start: it may be switched on at
+# a resume)
 ALLOWED = ("log_every", "save_every", "num_threads")
-NOT_RECORDED = ("resume", "out_dir")
+NOT_RECORDED = ("resume", "out_dir", "tensorboard", "progress_every")
 
 
 class ResumeRefused(ValueError):

@@ -4,7 +4,9 @@ Every numbered notebook starts with SETUP_CELL (a test keeps them equal, and the
 `badge`). On Colab the cell
   * clones REPO at REVISION into /content/es-qa-distill-kit once (run it again: nothing is cloned twice, nothing
     nests), and moves there;
-  * installs the kit with pip, with a constraint that pins the torch already installed: Colab's CUDA build stays;
+  * installs the kit with pip, with its `colab` extra (pyproject.toml: papermill, nbformat, nbclient, ipykernel,
+    tensorboard, ... where Colab lacks them: what the notebooks and `kit run`/`kit reproduce` need), under a
+    constraint that pins the torch already installed: Colab's CUDA build stays; once per runtime (a marker file);
   * mounts Google Drive (Colab asks for permission once per runtime) and points $KIT_RUNS (kit.results.runs_root)
     at a Drive folder, so checkpoints survive a disconnect and each notebook, opened in its own runtime, finds
     what the earlier ones wrote. drive_folder="" keeps runs/ on the runtime's disk.
@@ -37,7 +39,8 @@ if "google.colab" in sys.modules:
         import torch  # Colab's CUDA build: the constraint below keeps pip from replacing it
         with open(".colab-keep-torch.txt", "w") as f:
             f.write(f"torch=={{torch.__version__}}\\n")
-        subprocess.run(["pip", "install", "-q", "-e", ".", "-c", ".colab-keep-torch.txt"], check=True)
+        # the kit and what its notebooks and `kit reproduce` need (pyproject.toml's colab extra: papermill, ...)
+        subprocess.run(["pip", "install", "-q", "-e", ".[colab]", "-c", ".colab-keep-torch.txt"], check=True)
         open(".colab-installed", "w").close()
     if drive_folder:
         from google.colab import drive
@@ -58,7 +61,8 @@ def badge(notebook: str) -> str:
 def write_setup_cells(notebooks_dir="notebooks") -> list[Path]:
     """Rewrite every notebook's setup cell (its second cell) and badge from REPO and REVISION."""
     import re
-    import nbformat
+    from .optional import require
+    nbformat = require("nbformat", "notebooks", "Rewriting the notebooks' setup cells (kit colab-cells)")
     changed = []
     for path in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)

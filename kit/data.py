@@ -92,13 +92,10 @@ def load_hub_squad(dataset_id: str, split: str, config: str | None = None) -> li
     Needs `datasets` and the hub (Colab has both). Datasets that are loading scripts (such as
     `squad_es`) are refused by datasets 4+: use their JSON files through a URL instead.
     """
-    try:
-        from datasets import load_dataset  # imported here only: the core kit must not need `datasets`
-    except ImportError:
-        raise DataError(f"{dataset_id}: not a file, not a URL, so it was taken for a hub dataset id, but the "
-                        f"`datasets` package is not installed. Check the path, or `pip install datasets` "
-                        f"to load hub datasets.") from None
-    return list(load_dataset(dataset_id, config, split=split))
+    from .optional import require   # `datasets` is imported here only: the core kit must not need it
+    datasets = require("datasets", "hub", f"{dataset_id}: not a file, not a URL, so it was taken for a hub dataset "
+                                          f"id (check the path if it is a file). Loading a hub dataset")
+    return list(datasets.load_dataset(dataset_id, config, split=split))
 
 
 def _flat_rows_to_squad(rows: list[dict]) -> dict:

@@ -18,6 +18,13 @@ target noisy. We register two attention functions that compute exactly what eage
             attention term weighs more against the task loss).
 Each is registered together with the eager mask function: without it, the padding mask is silently
 dropped.
+
+Less work per update. The paper's layer map reads 6 of the teacher's 24 attention maps and 7 of its 25 hidden
+states. With `teacher_outputs="mapped"` (the default) the teacher computes a map only in the layers the map reads
+(`use_attention_maps(..., layers=...)`: the other layers run PyTorch's fused SDPA kernel and return none) and keeps
+only the hidden states the map reads (transformers' `output_hidden_states=[indices]`, where the installed version
+supports it; older ones return all). `teacher_outputs="all"` is the plain way, every map and state: the same loss,
+kept to measure the difference (`kit bench --paper-pair --train-step --teacher-outputs mapped all`).
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from .layermap import LayerMap
@@ -35,6 +43,9 @@ from .train import train
 
 def _attention(return_scores: bool):
     def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        if getattr(module, "kit_no_map", False):   # a layer whose map nobody reads: the fused kernel, no map
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                          **kwargs)
         scaling = query.size(-1) ** -0.5 if scaling is None else scaling
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling
         masked = scores + attention_mask if attention_mask is not None else scores
@@ -50,12 +61,26 @@ for _kind, _name in ATTENTION_IMPLEMENTATIONS.items():
     AttentionMaskInterface.register(_name, eager_mask)
 
 
-def use_attention_maps(model, kind: str = "probs"):
-    """Make `model` return pre-dropout probabilities ("probs") or pre-softmax scores ("scores") as attentions."""
+def use_attention_maps(model, kind: str = "probs", layers=None):
+    """Make `model` return pre-dropout probabilities ("probs") or pre-softmax scores ("scores") as attentions: of
+    every layer, or only of `layers` (0-based indices), the others running SDPA and returning no map (so
+    `outputs.attentions` then holds the maps of `layers` alone, in order; `attention_maps` indexes them)."""
     if kind not in ATTENTION_IMPLEMENTATIONS:
         raise ValueError(f"attention kind {kind!r}: choose 'probs' (the paper) or 'scores' (TinyBERT).")
     model.set_attn_implementation(ATTENTION_IMPLEMENTATIONS[kind])
+    for module in model.modules():
+        if type(module).__name__.endswith("SelfAttention") and hasattr(module, "layer_idx"):
+            module.kit_no_map = layers is not None and module.layer_idx not in layers
     return model
+
+
+def attention_maps(outputs, n_layers: int, layers=None) -> dict:
+    """{layer index: its map} from a forward's `attentions`: all `n_layers`, or (after use_attention_maps with
+    `layers`) the maps of those layers in order."""
+    maps = outputs.attentions
+    if layers is not None and len(maps) == len(layers) != n_layers:
+        return dict(zip(sorted(layers), maps))
+    return dict(enumerate(maps))
 
 
 def check_same_tokenizer(teacher_tokenizer, student_tokenizer):
@@ -82,7 +107,7 @@ class DistillLoss(nn.Module):
 
     def __init__(self, teacher, student, layer_map: LayerMap | None = None, weights: DistillWeights | None = None,
                  temperature: float = 1.0, attention: str = "probs", projection: str = "shared",
-                 heads: str = "match"):
+                 heads: str = "match", teacher_outputs: str = "mapped"):
         super().__init__()
         n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
         self.layer_map = (layer_map or LayerMap.uniform(n_s, n_t)).validate(n_s, n_t)
@@ -90,8 +115,15 @@ class DistillLoss(nn.Module):
         self.temperature, self.heads = temperature, heads
         self.attention, self.projection = attention, projection   # recorded with a checkpoint (kit.checkpoint)
         self.teacher = teacher.eval().requires_grad_(False)
+        if teacher_outputs not in ("mapped", "all"):
+            raise ValueError(f"teacher_outputs {teacher_outputs!r}: choose 'mapped' (only what the layer map reads) "
+                             f"or 'all'.")
+        # what the teacher computes and keeps for the loss (a choice of speed and memory: the loss is the same)
+        mapped = teacher_outputs == "mapped"
+        self.teacher_maps = sorted({j for _, j in self.layer_map.attention}) if mapped else None
+        self.teacher_hidden = sorted({j for _, j in self.layer_map.hidden}) if mapped else True
         if self.weights.attention:
-            use_attention_maps(self.teacher, attention)
+            use_attention_maps(self.teacher, attention, self.teacher_maps)
             use_attention_maps(student, attention)
             if heads == "match" and student.config.num_attention_heads != teacher.config.num_attention_heads:
                 raise ValueError(f"student has {student.config.num_attention_heads} heads, teacher "
@@ -115,13 +147,15 @@ class DistillLoss(nn.Module):
         terms = {"task": task_ce(s.start_logits, s.end_logits, labels["start_positions"], labels["end_positions"], mask)}
         if w.logits or w.attention or w.hidden:
             with torch.no_grad():
-                t = self.teacher(**inputs, **want)
+                t = self.teacher(**inputs, output_attentions=bool(w.attention),
+                                 output_hidden_states=self.teacher_hidden if w.hidden else False)
         if w.logits:
             T = self.temperature
             terms["logits"] = (logit_kd_loss(s.start_logits, t.start_logits, T, mask)
                                + logit_kd_loss(s.end_logits, t.end_logits, T, mask))
         if w.attention:
-            terms["attention"] = sum(attention_mse(s.attentions[i], t.attentions[j], mask, self.heads)
+            t_maps = attention_maps(t, self.teacher.config.num_hidden_layers, self.teacher_maps)
+            terms["attention"] = sum(attention_mse(s.attentions[i], t_maps[j], mask, self.heads)
                                      for i, j in self.layer_map.attention)
         if w.hidden:
             proj = lambda k: self.projections[k % len(self.projections)] if len(self.projections) else None

@@ -6,6 +6,7 @@ import os
 import torch
 from tqdm import tqdm   # the text bar: tqdm.auto warns in kernels without ipywidgets (the stored notebooks)
 
+from .device import batch_to, place
 from .features import collate, make_features, postprocess
 from .int8 import quantize_int8
 from .models import fit_window
@@ -16,9 +17,10 @@ PRECISIONS = ("fp32", "bf16", "int8")   # what a model answers in (kit.precision
 
 
 @torch.no_grad()
-def window_logits(model, feats, pad_id: int, batch_size: int = 64, device=None):
-    """Start/end logits of every window; windows are batched by length so little padding is computed."""
-    device = device or next(model.parameters()).device
+def window_logits(model, feats, pad_id: int, batch_size: int = 64):
+    """Start/end logits of every window; windows are batched by length so little padding is computed. The model
+    runs on kit.device.device() (moved there first, as kit.device's rule says), each batch where the model is."""
+    place(model)
     was_training = model.training
     model.eval()
     order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
@@ -26,7 +28,7 @@ def window_logits(model, feats, pad_id: int, batch_size: int = 64, device=None):
     for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, mininterval=5,
                   disable=len(order) < 4 * batch_size or bool(os.environ.get("TQDM_DISABLE"))):
         idx = order[i:i + batch_size]
-        batch = {k: v.to(device) for k, v in collate(feats, idx, pad_id, with_labels=False).items()}
+        batch = batch_to(collate(feats, idx, pad_id, with_labels=False), model)
         out = model(**batch)
         for row, f_i in enumerate(idx):
             n = len(feats.input_ids[f_i])
@@ -63,10 +65,12 @@ def answer(model, tokenizer, question: str, context: str, max_length: int = 384,
 
 
 def with_precision(model, precision: str):
-    """`model` for inference in `precision`: fp32 as it is (in eval mode), a bf16 copy (to_bf16) or a copy
-    whose encoder nn.Linear layers multiply in int8 (kit.int8.quantize_int8; CPU)."""
+    """`model` for inference in `precision`: fp32 as it is (in eval mode, on kit.device.device()), a bf16 copy
+    (to_bf16, there too) or a copy whose encoder nn.Linear layers multiply in int8 (kit.int8.quantize_int8: made
+    on the CPU, where int8 runs, whatever the device)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: choose one of {PRECISIONS}.")
     if precision == "int8":
         return quantize_int8(model)
+    place(model)
     return to_bf16(model) if precision == "bf16" else model.eval()

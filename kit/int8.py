@@ -23,10 +23,13 @@ float tensor directly, or with torch.addcmul, was 14-19x slower on this CPU than
 from __future__ import annotations
 
 import copy
+import logging
 import re
 
 import torch
 
+from .device import INT8_ON_CPU
+from .device import device as kit_device
 from .precision import int8_matmul
 
 FEED_FORWARD_LINEAR = r"(layer\.\d+\.(intermediate|output)\.dense|mlp\.W[io])$"   # BERT/RoBERTa, ModernBERT
@@ -63,14 +66,17 @@ def quantize_int8(model, which: str = "all"):
     """A copy of `model` whose encoder nn.Linear layers are Int8Linear: all of them (which="all", the default)
     or only the feed-forward ones (which="feed_forward"). The QA head stays fp32: it is d x 2, so rounding it
     saves nothing, and its logits choose the span. CPU only (int8_matmul on GPUs wants other shapes; use
-    bf16 there). Check F1 on your own model: notebook 04 scores every variant it times."""
+    bf16 there): the copy of a GPU model is made on the CPU and stays there. Check F1 on your own model: notebook 04 scores every variant it times."""
     if which not in ("feed_forward", "all"):
         raise ValueError(f"which {which!r}: choose 'feed_forward' or 'all'.")
     device = next(model.parameters()).device
-    if device.type != "cpu":
+    if device.type not in ("cpu", "cuda"):
         raise ValueError(f"quantize_int8 makes a CPU model and this one is on {device}: call model.cpu() first, "
                          f"or use bf16 on a GPU (kit.precision.to_bf16).")
-    model = copy.deepcopy(model).eval()
+    if "cuda" in (device.type, kit_device().type):   # the copy goes to, and stays on, the CPU (kit.device's rule 3)
+        logging.getLogger(__name__).info("%s: the int8 copy is made and run on the CPU", INT8_ON_CPU)
+    model = copy.deepcopy(model).cpu().eval()
+    model.kit_cpu_only = True   # kit.device.place leaves it on the CPU
     chosen = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
               and not name.endswith(QA_HEAD) and (which == "all" or re.search(FEED_FORWARD_LINEAR, name))]
     for name in chosen:

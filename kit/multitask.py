@@ -102,7 +102,8 @@ class MultiTaskLoss(nn.Module):
     """loss_fn(model, batch) -> (loss, {term: value}) for kit.train.train; the batch's `task` picks the loss.
 
     qa:        kit.train.task_loss, or kit.distill.DistillLoss when the task has a teacher;
-    sequence/token: cross-entropy (IGNORE labels skipped), plus KL(teacher ‖ student) when the task has a teacher.
+    sequence/token: cross-entropy (IGNORE labels skipped; weighted per class when the task has `class_weights`, a
+                    weighted mean), plus KL(teacher ‖ student) when the task has a teacher.
     Terms are logged per task ("qa/task", "answerability/ce", ...), averaged over that task's batches.
     """
 
@@ -146,7 +147,9 @@ class MultiTaskLoss(nn.Module):
         else:
             labels = inputs.pop("labels")
             logits = run(**inputs)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=IGNORE)
+            weight = None if task.class_weights is None else torch.tensor(task.class_weights, device=logits.device)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), weight=weight,
+                                   ignore_index=IGNORE)
             terms = {"ce": loss.detach()}
             if name in self.teachers:
                 with torch.no_grad():

@@ -2,12 +2,16 @@
 it costs.
 
 Notebook 02 takes these values as parameters (the `paper` and `paper-colab` profiles of kit.profiles). What a run
-costs is estimated, not measured (no GPU was used to write this kit), from the FLOPs of one update
-(`update_flops`: the teacher's forward plus the student's forward and backward, windows counted full) and a
-sustained fp16 throughput that we assume for each GPU (`GPU_TFLOPS`, about a third of its peak: eager attention
-returning its maps, and small matrices, keep a GPU far from its peak). At the paper's batch 32 × 384 tokens an
-update is ~9.9 TFLOP, so SQuAD-es v1.1's ~2,700 updates per epoch take ~23 min on a T4 and ~4.5 min on an A100:
-the paper's 100 epochs are ~38 T4-hours or ~7.5 A100-hours (`training_estimate` prints this for a run).
+costs on a GPU: one update is `update_flops` (the teacher's forward plus the student's forward and backward, windows
+counted full): ~9.9 TFLOP at the paper's batch 32 × 384 tokens.
+- Measured (`H200_MEASURED`): on an NVIDIA H200, paper-shaped updates through kit.train took 0.134 s in fp16 as 16 × 2
+  micro-batches (74 TFLOP/s achieved; 0.080 s as batch 32 at once), with the teacher computing all 24 attention maps
+  (before kit.distill's teacher_outputs="mapped"). The paper profile's ~272,000 updates: ~10 h there.
+- Derived, not measured (`GPU_TFLOPS`): a T4 or an A100 is assumed to reach the same share of its dense fp16
+  tensor-core peak as the H200 did (74 of 989 TFLOP/s): ~4.9 TFLOP/s on a T4 (peak 65), ~23 on an A100 (peak 312).
+  `training_estimate` prints these before a run; the loop then measures the machine it runs on (kit.train prints the
+  seconds per update and the ETA after its first updates), and `kit bench --paper-pair --train-step` measures a
+  GPU's updates without the data.
 """
 import os
 
@@ -18,7 +22,14 @@ SQUAD_ES_URL = "KIT_SQUAD_ES_URL"
 SQUAD_ES_BASE = os.environ.get(SQUAD_ES_URL) or "https://raw.githubusercontent.com/ccasimiro88/TranslateAlignRetrieve/master"
 SQUAD_ES_V11 = {"train": f"{SQUAD_ES_BASE}/SQuAD-es-v1.1/train-v1.1-es.json",
                 "dev": f"{SQUAD_ES_BASE}/SQuAD-es-v1.1/dev-v1.1-es.json"}
-GPU_TFLOPS = {"T4": 20, "A100": 100}   # assumed sustained fp16 TFLOP/s (peaks: 65 and 312)
+# kit bench --paper-pair --train-step on an NVIDIA H200 (torch 2.11+cu130), before teacher_outputs="mapped"
+H200_MEASURED = {"seconds_per_update": 0.134, "tflop_per_s": 74.0, "setting": "fp16, micro-batch 16 x grad_accum 2, "
+                 "384 tokens, all four terms, the teacher's 24 attention maps computed"}
+PEAK_FP16_TFLOPS = {"H200": 989.0, "A100": 312.0, "T4": 65.0}   # dense fp16 tensor-core peaks (vendor figures)
+# derived: the H200's measured share of its peak, applied to the others' peaks (an estimate, not a measurement)
+GPU_TFLOPS = {gpu: round(H200_MEASURED["tflop_per_s"] * peak / PEAK_FP16_TFLOPS["H200"], 1)
+              for gpu, peak in PEAK_FP16_TFLOPS.items() if gpu != "H200"}
+UPDATES_PER_EPOCH = 2_720   # the paper profile: SQuAD-es v1.1's training windows (384/128) in updates of 32
 
 PAPER_SETTING = dict(
     teacher=TEACHER,
@@ -55,12 +66,10 @@ def update_flops(student_config, windows: int, seq_len: int, teacher_config=None
 
 
 def training_estimate(updates: int, flops_per_update: float) -> str:
-    """'N updates of X TFLOP: about ... on a T4, ... on an A100 (estimated, ...)' for a notebook to print first."""
-    def hours(gpu):
-        seconds = updates * flops_per_update / (GPU_TFLOPS[gpu] * 1e12)
-        if seconds >= 3600:
-            return f"{seconds / 3600:.1f} h"
-        return f"{round(seconds / 60)} min" if seconds >= 90 else f"{max(1, round(seconds))} s"
-    return (f"{updates:,} updates of {flops_per_update / 1e12:.2f} TFLOP: about {hours('T4')} on a T4 and "
-            f"{hours('A100')} on an A100 (an estimate at an assumed {GPU_TFLOPS['T4']} and {GPU_TFLOPS['A100']} "
-            f"TFLOP/s in fp16, kit.paper; not measured)")
+    """'N updates of X TFLOP: about ... on a T4 and ... on an A100 (derived ...)' for a notebook to print first."""
+    from .train import duration
+    gpus = " and ".join(f"{duration(updates * flops_per_update / (GPU_TFLOPS[gpu] * 1e12))} on {article} {gpu}"
+                        for gpu, article in (("T4", "a"), ("A100", "an")))
+    return (f"{updates:,} updates of {flops_per_update / 1e12:.2f} TFLOP: about {gpus} (derived from an H200's measured "
+            f"{H200_MEASURED['tflop_per_s']:.0f} TFLOP/s, scaled by fp16 peak: kit.paper; the loop measures this "
+            f"machine after its first updates)")

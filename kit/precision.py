@@ -18,13 +18,18 @@ import copy
 
 import torch
 
+from .device import device, model_device
+
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")   # training (accelerate's names; "no" is fp32)
 
 
-def bf16_supported() -> bool:
-    """Whether bf16 is fast here: always on CUDA, on a CPU only with native bf16 instructions."""
-    if torch.cuda.is_available():
-        return True
+def bf16_supported(where=None) -> bool:
+    """Whether bf16 is fast where models run (`where`, default kit.device.device()): on a GPU that computes it
+    natively (Ampere and later; a T4 emulates it), on a CPU only with native bf16 instructions. Asked of the
+    device a model is really on: a CPU model on a GPU machine is a CPU question."""
+    where = torch.device(where) if where is not None else device()
+    if where.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     # Private: torch has no public question "does this CPU multiply bf16 natively?". The public
     # torch.backends.cpu.get_cpu_capability() says "AVX512" both for CPUs with and without AVX512-BF16, and
     # oneDNN (mkldnn) is what runs CPU bf16 matmuls, so its own probe is the answer that matters.
@@ -41,15 +46,16 @@ def resolve_mixed_precision(choice: str) -> str:
     emulated, would be slower than fp32."""
     if choice not in MIXED_PRECISIONS:
         raise ValueError(f"mixed_precision {choice!r}: choose one of {', '.join(MIXED_PRECISIONS)}.")
-    cuda = torch.cuda.is_available()
+    cuda = device().type == "cuda"   # where the loop will train (kit.device: KIT_DEVICE=cpu pins the CPU)
     if choice == "auto":
         return "fp16" if cuda else "bf16" if bf16_supported() else "no"
     if choice == "fp16" and not cuda:
-        raise ValueError("mixed_precision 'fp16' needs a CUDA GPU and none is visible: on a CPU use 'no' "
-                         "(or 'bf16' where the CPU has native bf16).")
+        raise ValueError("mixed_precision 'fp16' needs a CUDA GPU and none is visible (or KIT_DEVICE pins the "
+                         "CPU): on a CPU use 'no' (or 'bf16' where the CPU has native bf16).")
     if choice == "bf16" and not bf16_supported():
-        raise ValueError("mixed_precision 'bf16': this CPU has no native bfloat16 matrix multiply "
-                         "(AVX512-BF16 or AMX), so bf16 training would be slower than fp32; use 'no'.")
+        raise ValueError(f"mixed_precision 'bf16': this {'GPU' if cuda else 'CPU'} has no native bfloat16 matrix "
+                         f"multiply ({'Ampere or later' if cuda else 'AVX512-BF16 or AMX'}), so bf16 training would be "
+                         f"emulated and slow; use '{'fp16' if cuda else 'no'}'.")
     return choice
 
 
@@ -65,12 +71,25 @@ def forget_accelerate_precision(mixed_precision: str) -> None:
         AcceleratorState._reset_state()
 
 
+def forget_accelerate_device(cpu: bool) -> None:
+    """Let the next Accelerator of this (single) process train on the CPU or the GPU even if an earlier one used
+    the other (KIT_DEVICE changed in one process, as the test suite does on a GPU machine)."""
+    from accelerate.state import AcceleratorState, PartialState
+    # Private, as above: PartialState keeps the first device for the whole process; with cpu=True after a GPU
+    # run accelerate raises "already been initialized", and with cpu=False after a CPU run it silently stays on
+    # the CPU. A process group (several processes) is never reset: there every process keeps its device.
+    state = PartialState._shared_state
+    dev = state.get("device")
+    if dev is not None and state.get("num_processes", 1) == 1 and (dev.type == "cpu") != cpu:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def to_bf16(model):
     """A bfloat16 copy for inference. bf16 keeps fp32's exponent range: on the es-local teacher (held-out
     training articles) it kept F1 76.47 of 76.85. It is fast only where the CPU multiplies bf16
     natively (AVX512-BF16 or AMX: recent Xeon and EPYC; 1.6x on this kit's machine); elsewhere it is
     emulated and slower than fp32, so it is refused there (`bf16_supported`)."""
-    if not bf16_supported():
+    if not bf16_supported(model_device(model)):
         raise RuntimeError("this CPU has no native bfloat16 matrix multiply (AVX512-BF16 or AMX), so a bf16 "
                            "model would run slower than fp32: use int8 (kit.int8.quantize_int8) or fp32.")
     return copy.deepcopy(model).eval().to(torch.bfloat16)

@@ -13,13 +13,17 @@
             dev set), the 6×512 random-init student (FFN 3072), the paper's loss, 100 epochs at batch 32 (2
             accumulated micro-batches of 16: ~10.3 GB of GPU memory, so a T4 can run it too), fp16;
             each model trained once (no baseline, no ablations, no notebook 03: the paper has no multi-task part
-            and v1.1 has only QA). For an A100: ~7.5 h estimated (kit.paper), checkpoints every 500 updates.
-  paper-colab  the same teacher, data, student and loss in one free Colab T4 session (at most 3 h estimated):
-            6 epochs instead of 100, batch 32 as 2 × 16 as above. It trades
-            away the 94 other epochs: expect a student well below the paper's F1 80.5.
+            and v1.1 has only QA). ~272,000 updates: ~10 h measured on an H200 (0.134 s per update, kit.paper),
+            ~32 h derived for an A100; checkpoints every 500 updates.
+  paper-colab  the same teacher, data, student and loss in one free Colab T4 session (about 3 h derived for a T4,
+            kit.paper): 2 epochs instead of 100, batch 32 as 2 × 16 as above. It trades away the 98 other epochs:
+            expect a student well below the paper's F1 80.5. The loop prints the measured ETA after its first
+            updates: if it is longer than the session has left, lower `epochs` (or let the run resume later).
 
 On Colab, the notebooks' setup cell puts the runs root in a Google Drive folder ($KIT_RUNS, kit.results), so
 that a disconnect loses at most the updates since the last checkpoint, and each notebook finds the others' results.
+Both paper profiles write TensorBoard's events beside each training's log (`tensorboard=True`, kit.train.TrainLog):
+`%tensorboard --logdir <runs root>/<profile>` on Colab.
 
 Each profile maps a notebook (by its stem, e.g. "02_dense_distillation") to the parameters it overrides.
 Validation data is never the test file: the real-data profiles hold out whole training articles
@@ -73,8 +77,9 @@ def _paper(epochs: int, batch_size: int, grad_accum: int) -> dict:
     return {
         # the teacher is already fine-tuned: notebook 01 evaluates it and saves it as the run's teacher
         "01_teacher_finetuning": dict(teacher_init=TEACHER, teacher_layers=0, trim_vocabulary=False, scratch_epochs=0,
-                                      epochs=0, **_PAPER_DATA),
-        "02_dense_distillation": dict(**_PAPER_STUDENT, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum),
+                                      epochs=0, tensorboard=True, **_PAPER_DATA),
+        "02_dense_distillation": dict(**_PAPER_STUDENT, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum,
+                                      tensorboard=True),
         "03_multitask_training": None,     # not part of the paper (and SQuAD-es v1.1 has QA only)
         "04_speed_benchmarks": dict(test_file=SQUAD_ES_V11["dev"], max_length=384, doc_stride=128),
     }
@@ -93,13 +98,17 @@ PROFILES: dict[str, dict[str, dict]] = {
         "03_multitask_training": dict(tasks="qa,answerability", answerability_file=f"{_S}/train-v2.0.json#articles=:31",
                                       answerability_validation_file=f"{_S}/train-v2.0.json#articles=31:",
                                       student_layers=6, student_hidden=384, init="teacher_layers", distil_qa=False,
-                                      updates_per_task=240, batch_size=16, learning_rate=1e-4, **_REAL, **_LONG),
+                                      # one seed, no second sampler: each run takes an hour or more on 2 cores
+                                      qa_updates=240, seeds="0", compare_sampling="", batch_size=16,
+                                      learning_rate=1e-4, **_REAL, **_LONG),
         "04_speed_benchmarks": dict(test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128, threads=2),
     },
     # the paper's batch 32 as 2 micro-batches of 16: the same updates (kit.train), and at most ~10.3 GB of GPU
     # memory (results/paper-memory: batch 32 at once would need ~18.4 GB, more than a T4's 15 GB)
     "paper": _paper(epochs=_P["epochs"], batch_size=16, grad_accum=2),
-    "paper-colab": _paper(epochs=6, batch_size=16, grad_accum=2),
+    # 2 epochs: ~5,400 updates, about 3 h on a T4 at kit.paper's derived speed (within a free Colab session); the
+    # ETA the loop prints after its first updates says what this GPU really takes
+    "paper-colab": _paper(epochs=2, batch_size=16, grad_accum=2),
 }
 
 

@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from .optional import install_hint, require
 from .results import run_dir
 
 
@@ -168,8 +169,15 @@ def console_to_log(log_path: Path):
             papermill_log.propagate, papermill_log.level = True, level
 
 
+def _papermill():
+    """papermill, and ipykernel for the kernel it starts: both in the `notebooks` extra (kit.optional)."""
+    purpose = "Running notebooks headless (kit run, kit reproduce)"
+    require("ipykernel", "notebooks", purpose)
+    return require("papermill", "notebooks", purpose)
+
+
 def run_notebook(notebook, profile: str = "demo", parameters: dict | None = None, console=None) -> Path:
-    import papermill
+    papermill = _papermill()
     from .profiles import PROFILES, profile_parameters
     notebook = Path(notebook)
     if not notebook.exists():
@@ -262,7 +270,7 @@ def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_
     runs again, and its trainings start from scratch (its `resume` parameter set to False, where it has one).
     A notebook that never finished (e.g. killed) runs again and resumes its trainings.
     """
-    import papermill
+    papermill = _papermill()
     from .profiles import profile_notebooks, profile_parameters
     overrides = overrides or {}
     stems = list(notebooks or profile_notebooks(profile))
@@ -305,8 +313,9 @@ def reproduce(profile: str, overrides: dict[str, dict] | None = None, notebooks_
             try:
                 out = run_notebook(path, profile, {**overrides.get(stem, {}), **params}, console=console)
             except papermill.PapermillExecutionError as e:
+                missing = f" Install it: {install_hint('notebooks')}." if e.ename == "ModuleNotFoundError" else ""
                 raise NotebookFailed(f"{path} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                                     f"{e.ename}: {e.evalue}. The executed copy with the traceback is "
+                                     f"{e.ename}: {e.evalue}.{missing} The executed copy with the traceback is "
                                      f"{done_dir / path.name}, the full log {log_path}; fix the cause and rerun: "
                                      f"notebooks that finished are skipped.") from None
             marker.write_text(json.dumps(stamp, indent=1))

@@ -1,16 +1,25 @@
 """A label sweep: how much does the teacher help when only a share of the questions keep their gold answer?
 
 For each share and seed, the training questions are split (kit.features.split_by_question); two students of the
-same shape and the same initial weights then train for the same number of updates:
+same shape and the same initial weights then train:
     with teacher       every window, the unlabelled ones with the distillation terms only (no task term)
     without teacher    the labelled windows alone, task loss only
 and both are scored. Notebook 02 draws the result; the spread over seeds says how much of a gap is noise.
 
-    rows = label_sweep(teacher, features, cfg, "runs/demo", fractions=[0.02, 1.0], seeds=[0, 1], layers=3,
-                       updates=40, pad_id=tok.pad_token_id, evaluate=score)
+The budget: every arm trains for `rounds` rounds of the same size, each about as many windows as there are
+training windows (`len(features)`): one pass over them for the teacher's arm (and for the arm without a teacher at
+100%), and as many whole passes over its few labelled windows as make up that size for the arm without a teacher at
+a small share (`round_passes`). So both arms take about the same number of updates; validation F1 is measured after
+every round (`validate`), and `last_change` (its change over the last round) says whether the run had flattened.
+Each run's row goes to `<out_dir>/sweep.json`.
+
+    rows = label_sweep(teacher, features, cfg, "runs/demo", fractions=[0.05, 1.0], seeds=[0, 1, 2], layers=3,
+                       rounds=4, pad_id=tok.pad_token_id, evaluate=score, validate=score_validation)
 """
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import torch
@@ -19,7 +28,7 @@ from .distill import distill
 from .features import split_by_question
 from .layermap import LayerMap
 from .student import build_student
-from .train import TrainConfig, train
+from .train import TrainConfig, planned_updates, train
 
 ARMS = ("with teacher", "without teacher")
 
@@ -38,12 +47,25 @@ def sweep_name(arm: str, fraction: float, seed: int, first_seed: int) -> str:
     return f"sweep/{arm.replace(' ', '_')}_{pct}_seed{seed}"
 
 
-def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seeds, layers: int, updates: int,
-                pad_id: int, evaluate, on_run=None, save_extra=None, **distill_options) -> list[dict]:
-    """Train and score both arms for every (share, seed); return one row per run.
+def round_passes(n_windows: int, round_size: int) -> int:
+    """Whole passes over an arm's `n_windows` windows that make up one round of at least `round_size` windows."""
+    return max(1, math.ceil(round_size / max(1, n_windows)))
 
-    evaluate(model) -> metrics with "f1"; on_run(arm, fraction, seed, name, model, metrics) is called after each
-    run (notebook 02 records the smallest share's first-seed pair in its summary). distill_options go to
+
+def convergence(log: list[dict]) -> dict:
+    """Validation F1 after each round of a run's log, and its change over the last round (None: one round)."""
+    f1 = [round(e["f1"], 2) for e in log if e.get("kind") == "eval"]
+    return {"validation_f1": f1, "last_change": round(f1[-1] - f1[-2], 2) if len(f1) > 1 else None}
+
+
+def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seeds, layers: int, rounds: int,
+                pad_id: int, evaluate, validate, on_run=None, save_extra=None, **distill_options) -> list[dict]:
+    """Train and score both arms for every (share, seed); return one row per run, also written to
+    out_dir/sweep.json.
+
+    evaluate(model) -> test metrics with "f1", scored once at the end (the last round's model); validate(model) ->
+    validation metrics with "f1", after every round. on_run(arm, fraction, seed, name, model, metrics) is called
+    after each run (notebook 02 records the smallest share's first-seed pair in its summary). distill_options go to
     kit.distill.distill (weights, temperature, attention)."""
     copied = sweep_layers_for(teacher, layers)
     rows = []
@@ -52,22 +74,28 @@ def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seed
             labelled, unlabelled = split_by_question(features, fraction, seed=seed)
             data = {"with teacher": features.select(labelled) + features.select(unlabelled).without_labels(),
                     "without teacher": features.select(labelled)}
-            run_cfg = cfg.replace(max_updates=updates, seed=seed, save_every=0)
             for arm in ARMS:
+                passes = round_passes(len(data[arm]), len(features))
+                windows = data[arm].select(list(range(len(data[arm]))) * passes)   # one round: `passes` passes
                 torch.manual_seed(seed)   # both arms start from the same weights
                 model = build_student(teacher, num_hidden_layers=layers, init="teacher_layers", teacher_layers=copied)
                 name = sweep_name(arm, fraction, seed, seeds[0])
-                arm_cfg = run_cfg.replace(out_dir=str(Path(out_dir) / name))
+                arm_cfg = cfg.replace(out_dir=str(Path(out_dir) / name), epochs=rounds, max_updates=0, seed=seed,
+                                      save_every=0, progress_every=-1)   # many short runs: no ETA lines
                 if arm == "with teacher":
-                    distill(teacher, model, data[arm], arm_cfg, pad_id=pad_id, layer_map=LayerMap.copied(copied),
-                            save_extra=save_extra, **distill_options)
+                    log = distill(teacher, model, windows, arm_cfg, pad_id=pad_id, layer_map=LayerMap.copied(copied),
+                                  evaluate=validate, save_extra=save_extra, **distill_options)
                 else:
                     model.set_attn_implementation("sdpa")   # no maps needed without a teacher
-                    train(model, data[arm], arm_cfg, pad_id=pad_id, save_extra=save_extra)
+                    log = train(model, windows, arm_cfg, pad_id=pad_id, evaluate=validate, save_extra=save_extra)
                 model.set_attn_implementation("sdpa")       # maps were for training only
                 metrics = evaluate(model)
-                rows.append({"labelled share": fraction, "seed": seed, "arm": arm, "f1": metrics["f1"],
-                             "labelled questions": len({features.example_index[k] for k in labelled})})
+                rows.append({"labelled share": fraction, "seed": seed, "arm": arm, "f1": round(metrics["f1"], 2),
+                             "labelled questions": len({features.example_index[k] for k in labelled}),
+                             "windows": len(data[arm]), "passes": passes * rounds,
+                             "updates": planned_updates(windows, arm_cfg)[1], **convergence(log)})
                 if on_run is not None:
                     on_run(arm, fraction, seed, name, model, metrics)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
     return rows

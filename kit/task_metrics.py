@@ -1,7 +1,9 @@
 """Scoring a multi-task model: each head on its own task's windows, and the evaluator kit.train.train calls.
 
   qa             exact match and F1 over whole questions (kit.inference.evaluate_model on the QA model);
-  answerability  accuracy per question (answerable when any of its windows says so);
+  answerability  accuracy per question (answerable when any of its windows says so), and balanced accuracy (the
+                 mean of the two classes' recalls, 0-1: 0.5 for a head that always says the same; see
+                 `balanced_accuracy`);
   question type  accuracy per window;
   entities       micro F1 over the tokens inside entities.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .data import Example
+from .device import batch_to, place
 from .multitask import MultiTaskModel
 from .task_windows import IGNORE, LabelledWindows, collate_labelled, question_answerable
 from .tasks import Task, task_windows
@@ -20,11 +23,11 @@ def head_predictions(model: MultiTaskModel, task: str, feats: LabelledWindows, p
     """Logits of a sequence or token head for every window (a list, one tensor per window, padding cut off)."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    place(model)   # kit.device's rule: models run on device(), batches follow them
     out = []
     for i in range(0, len(feats), batch_size):
         idx = list(range(i, min(i + batch_size, len(feats))))
-        batch = {k: v.to(device) for k, v in collate_labelled(feats, idx, pad_id).items() if k != "labels"}
+        batch = batch_to({k: v for k, v in collate_labelled(feats, idx, pad_id).items() if k != "labels"}, model)
         logits = model(task=task, **batch).float().cpu()
         for row, j in enumerate(idx):
             out.append(logits[row, :len(feats.input_ids[j])] if logits.dim() == 3 else logits[row])
@@ -38,12 +41,34 @@ def sequence_accuracy(model, task: str, feats: LabelledWindows, pad_id: int) -> 
     return 100.0 * sum(p == y for p, y in zip(preds, feats.labels)) / len(feats)
 
 
-def answerability_accuracy(model, task: str, feats: LabelledWindows, examples: list[Example], pad_id: int) -> float:
-    """Percentage of questions whose answerability (any window answers it) is predicted right."""
+def balanced_accuracy(predicted: list, gold: list) -> float:
+    """The mean over the gold classes of the share of each class predicted right (its recall), 0-1.
+
+    Always answering the majority class scores 0.5 with two classes (1 on one class, 0 on the other), however rare
+    the other class is; plain accuracy would give it the majority's share (0.85 when 85% are answerable)."""
+    classes = sorted(set(gold), key=str)
+    if not classes:
+        raise ValueError("balanced accuracy of no examples")
+    recall = [sum(p == g for p, g in zip(predicted, gold) if g == c) / sum(g == c for g in gold) for c in classes]
+    return sum(recall) / len(recall)
+
+
+def answerability_report(model, task: str, feats: LabelledWindows, examples: list[Example], pad_id: int) -> dict:
+    """Per question (answerable when any window says so): `accuracy` (%), `balanced_accuracy` (0-1), `says_yes` (%
+    of questions called answerable), and what always answering the majority class scores (`majority_accuracy` %,
+    its balanced accuracy is 0.5)."""
     scores = [float(p[1] - p[0]) for p in head_predictions(model, task, feats, pad_id)]
     predicted = question_answerable(feats, scores, len(examples))
     gold = [not ex.is_impossible and bool(ex.answers) for ex in examples]
-    return 100.0 * sum(p == g for p, g in zip(predicted, gold)) / len(examples)
+    share_yes = sum(gold) / len(gold)
+    return {"accuracy": 100.0 * sum(p == g for p, g in zip(predicted, gold)) / len(examples),
+            "balanced_accuracy": balanced_accuracy(predicted, gold), "says_yes": 100.0 * sum(predicted) / len(predicted),
+            "majority_accuracy": 100.0 * max(share_yes, 1 - share_yes)}
+
+
+def answerability_accuracy(model, task: str, feats: LabelledWindows, examples: list[Example], pad_id: int) -> float:
+    """Percentage of questions whose answerability (any window answers it) is predicted right."""
+    return answerability_report(model, task, feats, examples, pad_id)["accuracy"]
 
 
 def token_f1(model, task: str, feats: LabelledWindows, labels: list[str], pad_id: int) -> float:
@@ -64,7 +89,8 @@ def make_evaluator(tasks: list[Task], examples: dict[str, list[Example]], tokeni
                    stride: int = 128):
     """evaluate(model) -> {"<task>/<metric>": value} for kit.train.train, every task (a registered name, see
     REGISTRY) scored on its own examples
-    (QA: EM and F1 over whole questions; answerability: per question; the rest per window or token)."""
+    (QA: EM and F1 over whole questions; answerability: accuracy, balanced accuracy and the share called answerable,
+    per question; the rest per window or token)."""
     pad = tokenizer.pad_token_id
     windows = {t.name: task_windows(t.name, examples[t.name], tokenizer, max_length, stride, t.labels or None)[0]
                for t in tasks if t.kind != "qa"}
@@ -78,7 +104,9 @@ def make_evaluator(tasks: list[Task], examples: dict[str, list[Example]], tokeni
                 m, _ = evaluate_model(model.qa, tokenizer, examples[t.name], max_length=max_length, stride=stride)
                 out[f"{t.name}/exact_match"], out[key] = m["exact_match"], m["f1"]
             elif t.metric == "question_accuracy":
-                out[key] = answerability_accuracy(model, t.name, windows[t.name], examples[t.name], pad)
+                report = answerability_report(model, t.name, windows[t.name], examples[t.name], pad)
+                out[key], out[f"{t.name}/balanced_accuracy"] = report["accuracy"], report["balanced_accuracy"]
+                out[f"{t.name}/says_yes"] = report["says_yes"]
             elif t.metric == "accuracy":
                 out[key] = sequence_accuracy(model, t.name, windows[t.name], pad)
             else:

@@ -16,6 +16,11 @@ The sampler decides how many batches each task gets. For task sizes n_i (windows
   round_robin    the tasks in turn, one batch each
 One epoch is as many batches as one pass over every task would take; a task whose windows run out
 starts a new shuffled pass, so a small task may be seen several times per epoch.
+`drawn_tasks` lists the task of each update of a run as the loop draws it; `updates_for` gives the budget in
+which one task gets a chosen number of updates (a fair comparison with a single-task run); `replay_updates`
+recounts a finished run's updates per task from its task sizes, sampler, batch size and seed.
+A sequence task may weigh its classes (`make_task(..., balance_classes=True)`: `balanced_class_weights`), so that
+a rare class (an unanswerable question) counts as much as the common one.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ class Task:
     features: Features | LabelledWindows       # the training windows
     labels: list[str] = field(default_factory=list)   # class names (sequence and token tasks)
     weight: float = 1.0                        # multiplies this task's loss
+    class_weights: list[float] | None = None   # sequence/token tasks: per-class weights of the cross-entropy
     teacher: nn.Module | None = None           # optional: a model this task distils from
     metric: str = ""                           # "" = by kind: f1 (qa), accuracy (sequence), token_f1 (token)
 
@@ -57,6 +63,8 @@ class Task:
             raise ValueError(f"task {self.name!r} ({self.kind}) needs at least two label names, got {self.labels}.")
         if len(self.features) == 0:
             raise ValueError(f"task {self.name!r} has no training windows.")
+        if self.class_weights is not None and len(self.class_weights) != len(self.labels):
+            raise ValueError(f"task {self.name!r}: {len(self.class_weights)} class weights for {len(self.labels)} labels.")
 
 
 # The tasks the kit knows how to build from SQuAD-format examples: name -> (kind, metric, windows builder).
@@ -81,11 +89,25 @@ def task_windows(name: str, examples: list[Example], tokenizer, max_length: int 
 
 
 def make_task(name: str, examples: list[Example], tokenizer, max_length: int = 384, stride: int = 128,
-              source: str = "data", **options) -> Task:
-    """A registered task built from training examples (options: weight, teacher)."""
+              source: str = "data", balance_classes: bool = False, **options) -> Task:
+    """A registered task built from training examples (options: weight, teacher, class_weights).
+    balance_classes: weigh each class of a sequence task's cross-entropy by `balanced_class_weights`."""
     windows, labels = task_windows(name, examples, tokenizer, max_length, stride, source=source)
     kind, metric = REGISTRY[name][:2]
+    if balance_classes and kind == "sequence":
+        options["class_weights"] = balanced_class_weights(windows.labels, len(labels))
     return Task(name, kind, windows, labels, metric=metric, **options)
+
+
+def balanced_class_weights(labels: list[int], n_classes: int) -> list[float]:
+    """w_c = n / (k · n_c) for n labels, k classes present, n_c of class c ("balanced", as scikit-learn): every class
+    then adds the same total weight to the loss, so a head cannot win by always answering the majority class.
+    A class with no windows gets weight 0."""
+    counts = [0] * n_classes
+    for y in labels:
+        counts[y] += 1
+    present = sum(c > 0 for c in counts)
+    return [len(labels) / (present * c) if c else 0.0 for c in counts]
 
 
 # ----------------------------------------------------------------------------- the sampler and the data
@@ -122,6 +144,49 @@ class TaskSampler:
         p = torch.tensor([self.probabilities()[k] for k in names], dtype=torch.float64)
         draws = torch.multinomial(p, n_batches, replacement=True, generator=torch.Generator().manual_seed(seed))
         return [names[i] for i in draws.tolist()]
+
+
+def drawn_tasks(data: "MultiTaskData", n_updates: int, batch_size: int, seed: int,
+                group_by_length: bool = True) -> list[str]:
+    """The task of each of a run's first `n_updates` optimiser steps, as kit.train's loop draws them (epoch e
+    plans its batches with seed `seed * 1000 + e`); batch_size: windows per update (batch_size × grad_accum)."""
+    from .train import global_batches
+    drawn, epoch = [], 0
+    while len(drawn) < n_updates:
+        drawn += [task for task, _ in global_batches(data, batch_size, seed * 1000 + epoch, group_by_length)]
+        epoch += 1
+    return drawn[:n_updates]
+
+
+def replay_updates(sizes: dict[str, int], strategy: str, temperature: float, n_updates: int, batch_size: int,
+                   seed: int) -> dict[str, int]:
+    """The updates each task got in a run that is gone: the task of each batch depends only on the tasks' window
+    counts, the sampler, the batch size and the seed, so windows of the same counts replay the run's draws."""
+    from .task_windows import LabelledWindows
+    tasks = [Task(name, "sequence", LabelledWindows([[0]] * n, [0] * n), ["a", "b"]) for name, n in sizes.items()]
+    data = MultiTaskData(tasks, TaskSampler(sizes, strategy, temperature))
+    drawn = drawn_tasks(data, n_updates, batch_size, seed)
+    return {name: drawn.count(name) for name in sizes}
+
+
+def updates_for(data: "MultiTaskData", task: str, n: int, batch_size: int, seed: int,
+                group_by_length: bool = True) -> int:
+    """The fewest optimiser steps of a multi-task run in which `task` gets `n` of them (the run's own draws, see
+    drawn_tasks): the budget that gives a task as many updates as a single-task run of `n` steps."""
+    if n <= 0:
+        return 0
+    share = data.sampler.probabilities()[task]
+    if share == 0:
+        raise ValueError(f"the sampler never draws task {task!r}.")
+    total = max(n, math.ceil(n / share))
+    while True:
+        drawn = drawn_tasks(data, 2 * total, batch_size, seed, group_by_length)
+        seen = 0
+        for i, name in enumerate(drawn):
+            seen += name == task
+            if seen == n:
+                return i + 1
+        total *= 2
 
 
 class MultiTaskData:

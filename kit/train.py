@@ -16,7 +16,8 @@ The loop, on accelerate (fp16/bf16 on GPU, fp32 on CPU or bf16 where it is nativ
   * `resume=True` continues from `checkpoint-last` when it exists, even mid-epoch, and only a run with the same
     settings, data, model shape and loss (kit.checkpoint: anything else is refused with what differs);
   * a metrics log, `out_dir/log.jsonl`, one JSON object per line, that a notebook can plot; a resumed run's
-    log reads as an uninterrupted one's (its `seconds` continue from the checkpoint's).
+    log reads as an uninterrupted one's (its `seconds` continue from the checkpoint's); with `tensorboard=True`
+    the same entries also go to TensorBoard, in `out_dir/tensorboard/`, rewritten from the log at each start.
 
 Reading order: TrainConfig; the plan of an epoch (`epoch_batches`, `split_update`); `Trainer`, whose `run` is the
 loop and whose hooks at update and epoch ends log, evaluate and checkpoint; `train`, which wires them up.
@@ -29,6 +30,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +43,16 @@ from transformers import get_linear_schedule_with_warmup
 
 from .checkpoint import Checkpointer, run_identity
 from .cli import option
+from .device import device
 from .features import Features, collate
 from .losses import task_ce
-from .precision import forget_accelerate_precision, resolve_mixed_precision
+from .optional import require
+from .precision import forget_accelerate_device, forget_accelerate_precision, resolve_mixed_precision
 
 # TQDM_DISABLE=1 (set by `kit run`/`kit reproduce` for the notebooks they execute) silences the bars: tqdm
 # reads it only where no `disable` is given, and the loop gives one (other processes stay quiet).
 QUIET = bool(os.environ.get("TQDM_DISABLE"))
+TENSORBOARD = "tensorboard"   # out_dir/tensorboard/: the TensorBoard events of a run (TrainConfig.tensorboard)
 
 
 @dataclass
@@ -71,6 +76,12 @@ class TrainConfig:
                                                  "vocabulary on a few thousand questions)")
     num_threads: int = option(0, "torch CPU threads (0: leave torch's default)")
     group_by_length: bool = option(True, "batch windows of similar length: less padding, same data per epoch")
+    progress_every: float = option(60.0, "seconds between printed progress lines (update, loss, seconds per "
+                                         "update, ETA) at log lines; 0: at every log line; negative: none, and no "
+                                         "measured ETA line either (many short runs)")
+    tensorboard: bool = option(False, "also write every log line's scalars to TensorBoard, in out_dir/tensorboard/ "
+                                      "(accelerate's tracker; needs the tensorboard package, the kit's "
+                                      "`tensorboard` or `notebooks` extra)")
 
     def replace(self, **overrides) -> "TrainConfig":
         """A copy with some fields changed; an unknown name is an error, not a silent no-op."""
@@ -140,16 +151,27 @@ def make_accelerator(cfg: TrainConfig, multitask: bool) -> Accelerator:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     mp = resolve_mixed_precision(cfg.mixed_precision)
-    # Several processes without CUDA (`accelerate launch --multi_gpu --num_processes 2` on a CPU machine):
-    # accelerate forms the gloo process group only when told that it runs on CPU.
-    several_cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    # kit.device's rule: train on device(). accelerate picks a GPU whenever it sees one, so the CPU (KIT_DEVICE=cpu,
+    # or no GPU) is said explicitly; several processes without CUDA (`accelerate launch --multi_gpu
+    # --num_processes 2` on a CPU machine) then form a gloo process group.
+    on_cpu = device().type == "cpu"
     # A multi-task batch leaves the other tasks' heads unused, which DDP must be told about.
     ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if multitask else []
     forget_accelerate_precision(mp)   # a notebook kernel may train in bf16 after fp32
+    forget_accelerate_device(on_cpu)  # ... or on the CPU after the GPU
+    # TensorBoard through accelerate's tracker, in out_dir/tensorboard/ (TrainLog starts it and writes to it)
+    tracking = {}
+    if cfg.tensorboard and require_tensorboard():
+        tracking = dict(log_with="tensorboard", project_dir=cfg.out_dir)
     # no gradient_accumulation_steps: the loop splits each update into its micro-batches itself (Trainer.update)
-    accelerator = Accelerator(mixed_precision=mp, cpu=several_cpu_processes, kwargs_handlers=ddp)
+    accelerator = Accelerator(mixed_precision=mp, cpu=on_cpu, kwargs_handlers=ddp, **tracking)
     set_seed(cfg.seed)
     return accelerator
+
+
+def require_tensorboard():
+    """The tensorboard package, or kit.optional.MissingPackage saying how to install it."""
+    return require("tensorboard", "tensorboard", "TensorBoard logging (TrainConfig.tensorboard, --tensorboard)")
 
 
 def build_optimizer(named_params, cfg: TrainConfig, total_updates: int, processes: int):
@@ -277,15 +299,28 @@ class Trainer:
 
 class TrainLog:
     """out_dir/log.jsonl, kept equal to the checkpoint's history; the clock and the open interval's sums carry
-    across a resume, so a resumed run's log reads as one run's."""
+    across a resume, so a resumed run's log reads as one run's.
+
+    With `cfg.tensorboard`, every entry also goes to TensorBoard (accelerate's tracker), in out_dir/tensorboard/:
+    each numeric scalar as "<kind>/<name>" (train/loss, train/lr, eval/f1, ...) at step `update`. Event files are
+    append-only, so each start rewrites that folder from the history, as it rewrites log.jsonl: steps logged
+    after the last checkpoint before a kill are not there twice."""
 
     def __init__(self, trainer: Trainer, state: dict):
         self.trainer, self.history, self.last_entry = trainer, state["history"], {}
         if trainer.acc.is_main_process:   # lines written after the checkpoint (a kill between two saves) go
             (trainer.out / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in self.history))
             (trainer.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(trainer.cfg), indent=1))
+            shutil.rmtree(trainer.out / TENSORBOARD, ignore_errors=True)   # rewritten below, or gone with the option
         self.t0 = time.time() - state.get("seconds", 0.0)
         self.sums, self.counts = state.get("sums", {}), state.get("counts", {})
+        # (time, update) of the last log line, for its seconds per update; when the last progress line was printed
+        self.mark, self.printed = (time.time(), state["update"]), time.time()
+        self.tensorboard, self.clock = trainer.cfg.tensorboard, 0.0
+        if self.tensorboard:
+            trainer.acc.init_trackers(TENSORBOARD)
+            for entry in self.history:
+                self.to_tensorboard(entry)
 
     def add(self, terms: dict):
         for k, v in terms.items():   # a multi-task term: averaged over its task's updates
@@ -296,21 +331,80 @@ class TrainLog:
         if self.trainer.acc.is_main_process:
             with open(self.trainer.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")
+        if self.tensorboard:
+            self.to_tensorboard(entry)
+
+    def to_tensorboard(self, entry: dict):
+        """An entry's numeric scalars at its update; their wall time is the run's clock (`seconds`), so that a
+        resumed run reads as one run there too (an eval entry: its epoch's last train line's)."""
+        self.clock = entry.get("seconds", self.clock)
+        kind = entry.get("kind", "train")
+        scalars = {f"{kind}/{k}": v for k, v in entry.items()
+                   if k not in ("kind", "update") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self.trainer.acc.log(scalars, step=entry["update"],
+                             log_kwargs={"tensorboard": {"walltime": self.t0 + self.clock}})
+
+    def close(self):
+        """Close the TensorBoard writer. (accelerate's end_training would also end the process group, which the
+        caller of `train` may still use.)"""
+        for tracker in self.trainer.acc.trackers:
+            tracker.finish()
+        self.trainer.acc.trackers.clear()
 
     def flush(self):
-        """One training line: the mean over all processes, what one process with the whole global batch logs."""
-        t = self.trainer
+        """One training line: the mean over all processes, what one process with the whole global batch logs, with
+        the seconds per update since the last line and the ETA they give (printed every cfg.progress_every s)."""
+        t, now, update = self.trainer, time.time(), self.trainer.state["update"]
         local = torch.tensor([self.sums[k] / self.counts[k] for k in self.sums], device=t.acc.device)
         entry = dict(zip(self.sums, t.acc.reduce(local, reduction="mean").tolist()))
-        self.write({"kind": "train", "epoch": t.position, "update": t.state["update"],
-                    "lr": t.scheduler.get_last_lr()[0], "seconds": round(time.time() - self.t0, 2), **entry})
-        self.last_entry, self.sums, self.counts = entry, {}, {}
+        per_update = (now - self.mark[0]) / max(1, update - self.mark[1])
+        eta = per_update * (t.total_updates - update)
+        self.write({"kind": "train", "epoch": t.position, "update": update, "lr": t.scheduler.get_last_lr()[0],
+                    "seconds": round(now - self.t0, 2), "sec_per_update": round(per_update, 4),
+                    "eta_seconds": round(eta, 1), **entry})
+        quiet = t.cfg.progress_every < 0
+        if not quiet and (now - self.printed >= t.cfg.progress_every or update == t.total_updates):
+            loss = f", loss {entry['loss']:.4g}" if "loss" in entry else ""
+            t.acc.print(f"update {update:,}/{t.total_updates:,}{loss}: {per_update:.3g} s per update, "
+                        f"ETA {duration(eta)}")
+            self.printed = now
+        self.mark, self.last_entry, self.sums, self.counts = (now, update), entry, {}, {}
 
     def carried(self) -> dict:
         return {"seconds": time.time() - self.t0, "sums": self.sums, "counts": self.counts}
 
 
 # ----------------------------------------------------------------------------- hooks and the entry point
+CLOCK_FIELDS = ("seconds", "sec_per_update", "eta_seconds")   # the log's wall-clock fields: they differ run to run
+
+
+def duration(seconds: float) -> str:
+    """'2 h 05 min', '3 min 12 s' or '45 s'."""
+    seconds = max(0, round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def measure_speed(timed: int = 3):
+    """An update-end hook that times `timed` updates after the first of this start (which pays for allocation and
+    kernel selection) and prints the seconds per update and the ETA of the run: measured on the machine the run
+    is on, in its first seconds. Each log line then says it again (TrainLog.flush)."""
+    first = {}
+
+    def hook(t: Trainer):
+        update = t.state["update"]
+        if not first:
+            first.update(update=update, time=time.time())
+        elif update - first["update"] == timed and update < t.total_updates and t.cfg.progress_every >= 0:
+            per_update = (time.time() - first["time"]) / timed
+            left = t.total_updates - update
+            t.acc.print(f"measured on {t.acc.device} ({t.acc.mixed_precision}): {per_update:.3g} s per update "
+                        f"(updates {first['update'] + 1}-{update}); {left:,} of {t.total_updates:,} updates left: "
+                        f"ETA {duration(per_update * left)}")
+    return hook
+
+
 def log_every(t: Trainer):
     if t.state["update"] % t.cfg.log_every == 0 or t.state["update"] == t.total_updates:
         t.log.flush()
@@ -355,11 +449,14 @@ def train(model, train_data, cfg: TrainConfig, *, pad_id: int, loss_fn=task_loss
     the windows are equally long). A checkpoint is only ever taken between updates.
     """
     t = Trainer(model, train_data, cfg, pad_id=pad_id, loss_fn=loss_fn, inputs=inputs)
-    t.hooks["update_end"] += [log_every, save_every]
+    t.hooks["update_end"] += [measure_speed(), log_every, save_every]
     if evaluate is not None:
         t.hooks["epoch_end"].append(keep_best(evaluate, metric, save_extra))
     t.hooks["epoch_end"].append(Trainer.save_checkpoint)
-    history = t.run()
+    try:
+        history = t.run()
+    finally:
+        t.log.close()
     if evaluate is None:
         t.save_model(save_extra)
         t.acc.wait_for_everyone()

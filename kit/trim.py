@@ -9,7 +9,10 @@ Why the logits stay identical on those texts: a Unigram (SentencePiece) tokenize
 best-scoring segmentation among its pieces. Every piece of the old best segmentation of a kept text is
 kept, and removing other pieces only removes candidates, so the best one is unchanged; the model then
 looks up the same vectors under new ids. Text outside the set may segment differently (a missing piece
-falls back to smaller ones or <unk>), so trim with everything the model will read.
+falls back to smaller ones or <unk>). Trim with the text the model is trained and validated on, never with its
+test set (a deployed model does not see its test text in advance); `unseen_text_report` counts what unseen text
+becomes, and `with_rows_for` rebuilds the model as it would have been had other texts been kept too, so that
+the cost can be measured.
 
     model, tok = load_qa_model(DIR), load_tokenizer(DIR)
     keep = used_token_ids(tok, texts)
@@ -76,9 +79,10 @@ def trim_vocabulary(model, tokenizer, keep: list[int], out_dir):
 
     new_id = {old: new for new, old in enumerate(keep)}
     old_emb = model.get_input_embeddings()
-    emb = nn.Embedding(len(keep), old_emb.embedding_dim, padding_idx=new_id.get(old_emb.padding_idx))
+    emb = nn.Embedding(len(keep), old_emb.embedding_dim, padding_idx=new_id.get(old_emb.padding_idx),
+                       device=old_emb.weight.device)   # where the model is (kit.device: a GPU after scoring there)
     with torch.no_grad():
-        emb.weight.copy_(old_emb.weight[torch.tensor(keep)])
+        emb.weight.copy_(old_emb.weight[torch.tensor(keep, device=old_emb.weight.device)])
     model.set_input_embeddings(emb)
     model.config.vocab_size = len(keep)
     for field in ("pad_token_id", "bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id"):
@@ -87,6 +91,60 @@ def trim_vocabulary(model, tokenizer, keep: list[int], out_dir):
             setattr(model.config, field, new_id[old])
     model.save_pretrained(out, safe_serialization=True)
     return model, AutoTokenizer.from_pretrained(str(out))
+
+
+def unseen_text_report(full_tokenizer, trimmed_tokenizer, examples) -> dict:
+    """How the questions of `examples` (question and context) read after trimming, against the full vocabulary:
+    `tokens` (full vocabulary), `tokens not kept` (pieces the trimmed vocabulary lacks), `tokens after` and `unk
+    after` (the trimmed tokenizer's pieces and how many are <unk>), `questions` and `questions affected` (whose
+    question or context splits differently)."""
+    kept = set(trimmed_tokenizer.get_vocab())
+    unk = trimmed_tokenizer.unk_token
+    pieces = lambda tok, text: tok.convert_ids_to_tokens(tok(text, add_special_tokens=False)["input_ids"])
+    report = dict.fromkeys(("questions", "questions affected", "tokens", "tokens not kept", "tokens after",
+                            "unk after"), 0)
+    seen = {}
+    for e in examples:
+        differs = False
+        for text in (e.question, e.context):
+            if text not in seen:
+                full, after = pieces(full_tokenizer, text), pieces(trimmed_tokenizer, text)
+                seen[text] = (len(full), sum(p not in kept for p in full), len(after), after.count(unk), full != after)
+            n, missing, n_after, n_unk, changed = seen[text]
+            report["tokens"] += n; report["tokens not kept"] += missing
+            report["tokens after"] += n_after; report["unk after"] += n_unk
+            differs |= changed
+        report["questions"] += 1
+        report["questions affected"] += differs
+    return report
+
+
+def with_rows_for(model, tokenizer, source_weight, source_tokenizer, texts, out_dir):
+    """The trimmed `model` with the rows of the tokens that `texts` use added back from `source_weight` (the input
+    embeddings of the untrimmed model it came from; `source_tokenizer`, its tokenizer): the model that trimming
+    with `texts` too would have given, when the rows of those tokens were never trained (their pre-trained
+    values; fine-tuning only shrinks such rows by its weight decay). Written to `out_dir`; returns it and its
+    tokenizer, as trim_vocabulary does."""
+    import copy
+    ours, theirs = tokenizer.get_vocab(), source_tokenizer.get_vocab()
+    keep = sorted(set(used_token_ids(source_tokenizer, texts)) | {theirs[p] for p in ours})
+    own = model.get_input_embeddings()
+    weight = source_weight.detach().to(own.weight.device, own.weight.dtype).clone()
+    with torch.no_grad():   # every row the trimmed model has: its own (fine-tuned) value
+        weight[torch.tensor([theirs[p] for p in ours])] = own.weight[torch.tensor(list(ours.values()))]
+    wide = copy.deepcopy(model)
+    piece = {i: p for p, i in ours.items()}
+    emb = nn.Embedding(*weight.shape, padding_idx=theirs[piece[own.padding_idx]] if own.padding_idx is not None
+                       else None, device=weight.device)
+    with torch.no_grad():
+        emb.weight.copy_(weight)
+    wide.set_input_embeddings(emb)
+    wide.config.vocab_size = weight.shape[0]
+    for field in ("pad_token_id", "bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id"):
+        old = getattr(model.config, field, None)
+        if isinstance(old, int) and old in piece:
+            setattr(wide.config, field, theirs[piece[old]])
+    return trim_vocabulary(wide, source_tokenizer, keep, out_dir)
 
 
 def size_on_disk_mb(model_dir) -> float:

@@ -90,7 +90,8 @@ def test_a_typo_is_not_mistaken_silently_for_a_hub_id(monkeypatch):
             raise ImportError("no datasets")
         return real_import(name, *args, **kwargs)
     monkeypatch.setattr(builtins, "__import__", no_datasets)
-    with pytest.raises(DataError, match="data/trian: not a file, not a URL"):
+    from kit.optional import MissingPackage   # a clear message (exit 2 from the CLI), with the path first
+    with pytest.raises(MissingPackage, match="data/trian: not a file, not a URL.*check the path.*\\[hub\\]"):
         load_squad("data/trian")
 
 

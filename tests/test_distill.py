@@ -87,3 +87,37 @@ def test_unlabelled_windows_learn_from_the_teacher_alone():
     loss.backward()
     assert student.qa_outputs.weight.grad.abs().sum() > 0                # the teacher's logits still teach it
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_the_teacher_computes_only_what_the_layer_map_reads_and_the_loss_is_the_same():
+    from kit.distill import DistillLoss
+    from kit.layermap import LayerMap
+    from kit.models import build_qa_model, qa_config
+    torch.manual_seed(0)
+    t_cfg = qa_config("roberta", vocab_size=120, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                      intermediate_size=64, max_length=64)
+    s_cfg = qa_config("roberta", vocab_size=120, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=32, max_length=64)
+    teacher, student = build_qa_model(t_cfg, "eager"), build_qa_model(s_cfg, "eager").eval()
+    ids = torch.randint(5, 120, (2, 20), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 15:] = 0                                              # padding: the fused kernel must mask it too
+    batch = {"input_ids": ids, "attention_mask": mask, "start_positions": torch.tensor([1, 2]),
+             "end_positions": torch.tensor([3, 4])}
+    layer_map = LayerMap.uniform(2, 4)                            # attention 0 <- 1, 1 <- 3; hidden 0, 2, 4
+    losses = {}
+    for kind in ("all", "mapped"):
+        torch.manual_seed(2)
+        loss_fn = DistillLoss(teacher, student, layer_map, teacher_outputs=kind)
+        losses[kind] = loss_fn(student, batch)
+    (all_loss, all_terms), (mapped_loss, mapped_terms) = losses["all"], losses["mapped"]
+    assert torch.allclose(all_loss, mapped_loss, rtol=1e-5, atol=1e-6)
+    for term in all_terms:
+        assert torch.allclose(all_terms[term], mapped_terms[term], rtol=1e-5, atol=1e-6), term
+    with torch.no_grad():
+        out = teacher(**{k: batch[k] for k in ("input_ids", "attention_mask")}, output_attentions=True,
+                      output_hidden_states=loss_fn.teacher_hidden)
+    assert loss_fn.teacher_maps == [1, 3] and len(out.attentions) == 2          # two maps computed, not four
+    assert [h is not None for h in out.hidden_states] in ([True, False, True, False, True], [True] * 5)
+    with pytest.raises(ValueError, match="teacher_outputs 'some': choose 'mapped'"):
+        DistillLoss(teacher, student, layer_map, teacher_outputs="some")

@@ -76,9 +76,11 @@ COMMAND = [sys.executable, "-m", "kit", "reproduce", "--profile", "paper"] + [
     arg for stem, params in BUDGET.items() for name, value in params.items() for arg in ("-p", stem, name, value)]
 
 
-def test_the_paper_profile_runs_offline_killed_and_resumed_each_model_trained_once(stand_ins):
+def rehearse(stand_ins, device: str) -> str:
+    """The paper profile on `device` (KIT_DEVICE), killed during the student's training and rerun; its log."""
     tmp, env = stand_ins
-    runs = tmp / "drive" / "runs" / "paper"
+    env = {**env, "KIT_DEVICE": device, "KIT_RUNS": str(tmp / device / "drive" / "runs")}
+    runs = tmp / device / "drive" / "runs" / "paper"
     before = sorted((ROOT / "runs").rglob("*")) if (ROOT / "runs").exists() else []
     proc = subprocess.Popen(COMMAND, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)     # its own process group: the notebook kernel dies with it
@@ -102,6 +104,7 @@ def test_the_paper_profile_runs_offline_killed_and_resumed_each_model_trained_on
     assert "03_multitask_training" not in out           # not part of the paper: nothing trained twice there
     log = (runs / "reproduce.log").read_text()
     assert "resuming from" in log and "updates of" in log and "on a T4" in log    # resumed; the estimate said first
+    assert "s per update, ETA" in log                   # then the loop's measured seconds per update and ETA
 
     # validation: held-out training articles; test: the dev set
     params = json.loads((runs / "notebooks" / "01_teacher_finetuning.done.json").read_text())["parameters"]
@@ -123,3 +126,14 @@ def test_the_paper_profile_runs_offline_killed_and_resumed_each_model_trained_on
     assert (runs / "benchmark.json").exists() and (runs / "notebooks" / "05_results.ipynb").exists()
     after = sorted((ROOT / "runs").rglob("*")) if (ROOT / "runs").exists() else []
     assert after == before
+    return log
+
+
+def test_the_paper_profile_runs_offline_killed_and_resumed_each_model_trained_once(stand_ins):
+    rehearse(stand_ins, "cpu")   # pinned to the CPU (kit.device); the CUDA tier rehearses on a GPU
+
+
+@pytest.mark.gpu
+def test_the_paper_profile_rehearses_on_cuda(stand_ins):
+    log = rehearse(stand_ins, "cuda")   # e.g. notebook 02's heatmaps feed a student and teacher left on the GPU
+    assert "device cuda" in log         # notebook 04 timed on the GPU

@@ -20,28 +20,42 @@ def _batch():
 
 
 def test_mixed_precision_is_checked_against_the_hardware(monkeypatch):
+    monkeypatch.delenv("KIT_DEVICE", raising=False)
     assert MIXED_PRECISIONS == ("auto", "no", "fp16", "bf16")
     with pytest.raises(ValueError, match="'fp8': choose one of auto, no, fp16, bf16"):
         resolve_mixed_precision("fp8")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)          # the CPU rules, on any machine
     assert resolve_mixed_precision("no") == "no"              # the same fp32 numbers on every CPU
-    with pytest.raises(ValueError, match="'fp16' needs a CUDA GPU and none is visible: on a CPU use 'no'"):
+    with pytest.raises(ValueError, match="'fp16' needs a CUDA GPU and none is visible.*: on a CPU use 'no'"):
         resolve_mixed_precision("fp16")
-    monkeypatch.setattr(kit.precision, "bf16_supported", lambda: False)
+    monkeypatch.setattr(kit.precision, "bf16_supported", lambda *where: False)
     assert resolve_mixed_precision("auto") == "no"            # emulated bf16 would be slower: fp32
     with pytest.raises(ValueError, match="no native bfloat16.*use 'no'"):
         resolve_mixed_precision("bf16")
-    monkeypatch.setattr(kit.precision, "bf16_supported", lambda: True)
+    monkeypatch.setattr(kit.precision, "bf16_supported", lambda *where: True)
     assert resolve_mixed_precision("auto") == "bf16" and resolve_mixed_precision("bf16") == "bf16"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_mixed_precision("auto") == "fp16" and resolve_mixed_precision("fp16") == "fp16"
+    monkeypatch.setenv("KIT_DEVICE", "cpu")                 # a GPU machine pinned to the CPU trains as a CPU does
+    assert resolve_mixed_precision("auto") == "bf16"
+    with pytest.raises(ValueError, match="'fp16' needs a CUDA GPU"):
+        resolve_mixed_precision("fp16")
 
 
-def test_bf16_supported_is_true_on_a_gpu_and_asks_the_cpu_otherwise(monkeypatch):
+def test_bf16_supported_asks_the_device_models_run_on(monkeypatch):
+    monkeypatch.delenv("KIT_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert bf16_supported() is True
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: not including_emulation)
+    assert bf16_supported() is True                          # a GPU that computes bf16 natively
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert bf16_supported() is False                         # a T4 emulates it: not "fast"
+    cpu_answer = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert bf16_supported("cpu") is cpu_answer               # a CPU model on a GPU machine: the CPU's answer
+    monkeypatch.setenv("KIT_DEVICE", "cpu")                  # pinned to the CPU on a GPU machine
+    assert bf16_supported() is cpu_answer
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert isinstance(bf16_supported(), bool)
+    monkeypatch.delenv("KIT_DEVICE")
+    assert bf16_supported() is cpu_answer
 
 
 def test_forget_accelerate_precision_only_when_it_changes():
@@ -88,7 +102,7 @@ def test_bf16_copy_is_close_to_fp32_or_refused_where_emulated(monkeypatch):
             ref, h = model(**batch), half(**batch)
         err = (h.start_logits.float() - ref.start_logits).abs().max() / ref.start_logits.abs().max()
         assert 0 < err < 0.05                 # rounded to 8 bits of mantissa: close, not equal
-    monkeypatch.setattr(kit.precision, "bf16_supported", lambda: False)
+    monkeypatch.setattr(kit.precision, "bf16_supported", lambda *where: False)
     with pytest.raises(RuntimeError, match="no native bfloat16.*use int8"):
         to_bf16(model)
     with pytest.raises(RuntimeError, match="no native bfloat16"):

@@ -18,7 +18,9 @@ from kit.train import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = ROOT / "tests" / "ddp_train.py"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+# CPU behaviour (gloo process groups, bit-equal resumes, one thread): pinned to the CPU, also on a GPU machine, where
+# two processes on one GPU would need NCCL, which refuses to put two ranks on one device (kit.device)
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "KIT_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def train_cmd(tiny, out):

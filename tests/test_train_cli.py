@@ -27,8 +27,10 @@ def test_unknown_training_option_is_an_error():
 
 
 def test_bf16_training_multiplies_in_bf16_and_keeps_fp32_weights(tiny, tmp_path, monkeypatch):
-    # a CPU without native bf16 still runs bf16 autocast (emulated, slowly), so the loop can be checked anywhere
-    monkeypatch.setattr("kit.precision.bf16_supported", lambda: True)
+    # CPU autocast is what is checked: pinned to the CPU (kit.device), also on a GPU machine. A CPU without
+    # native bf16 still runs bf16 autocast (emulated, slowly), so the loop can be checked anywhere.
+    monkeypatch.setenv("KIT_DEVICE", "cpu")
+    monkeypatch.setattr("kit.precision.bf16_supported", lambda *where: True)
     seen = []
 
     def recording_loss(model, batch):
@@ -50,7 +52,8 @@ def test_loss_goes_down_and_log_is_written(tiny, tmp_path):
     assert (tmp_path / "m" / "model.safetensors").exists() and (tmp_path / "m" / "tokenizer.json").exists()
 
 
-def test_frozen_word_embeddings_stay_while_the_rest_trains(tiny, tmp_path):
+def test_frozen_word_embeddings_stay_while_the_rest_trains(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("KIT_DEVICE", "cpu")   # exact equality of CPU weights (tests/test_cuda.py: the GPU's)
     _, _, _, cfg, _ = tiny
     torch.manual_seed(0)
     before = build_qa_model(cfg).state_dict()
@@ -61,7 +64,9 @@ def test_frozen_word_embeddings_stay_while_the_rest_trains(tiny, tmp_path):
     assert any("position_embeddings" in n for n in changed) and any("qa_outputs" in n for n in changed)
 
 
-def test_resumed_run_ends_with_the_same_weights(tiny, tmp_path):
+def test_resumed_run_ends_with_the_same_weights(tiny, tmp_path, monkeypatch):
+    # bit for bit on the CPU (pinned: on a GPU, kernels need not be deterministic; tests/test_cuda.py checks there)
+    monkeypatch.setenv("KIT_DEVICE", "cpu")
     full = _train(tiny, tmp_path / "full")
     calls = {"n": 0}
 
@@ -135,3 +140,26 @@ def test_cli_model_dir_without_weights(tmp_path, tiny):
     (tmp_path / "empty" / "config.json").write_text("{}")
     r = run_cli("evaluate", "--model", str(tmp_path / "empty"), "--data", str(tiny[0]))
     assert r.returncode == 2 and "no weights" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_loop_measures_its_updates_and_prints_the_eta(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KIT_DEVICE", "cpu")
+    _train(tiny, tmp_path / "m", progress_every=0)        # 8 windows / batch 4 = 2 updates x 3 epochs; log every 1
+    out = capsys.readouterr().out
+    measured = [line for line in out.splitlines() if line.startswith("measured on cpu")]
+    assert len(measured) == 1 and "(updates 2-4); 2 of 6 updates left: ETA" in measured[0]   # the first left out
+    progress = [line for line in out.splitlines() if line.startswith("update ")]
+    assert [line.split(":")[0].split(",")[0] for line in progress] == [f"update {u}/6" for u in range(1, 7)]
+    assert all("s per update, ETA" in line for line in progress)
+    log = [e for e in read_log(tmp_path / "m") if e["kind"] == "train"]
+    for e in log:       # the ETA is the measured seconds per update times the updates left
+        assert e["sec_per_update"] > 0
+        assert e["eta_seconds"] == pytest.approx(e["sec_per_update"] * (6 - e["update"]), abs=0.06)
+    _train(tiny, tmp_path / "quiet", progress_every=-1)
+    assert "per update" not in capsys.readouterr().out   # many short runs (a sweep) print none
+
+
+def test_durations_read_as_a_person_would():
+    from kit.train import duration
+    assert [duration(s) for s in (0.4, 45, 60, 192, 3599.6, 3600, 7530)] == \
+        ["0 s", "45 s", "1 min 00 s", "3 min 12 s", "1 h 00 min", "1 h 00 min", "2 h 05 min"]

@@ -1,10 +1,13 @@
+import copy
+
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from kit.models import build_qa_model, qa_config, train_tokenizer
-from kit.trim import size_on_disk_mb, trim_vocabulary, used_token_ids
+from kit.data import Example
+from kit.models import build_qa_model, count_params, qa_config, train_tokenizer
+from kit.trim import size_on_disk_mb, trim_vocabulary, unseen_text_report, used_token_ids, with_rows_for
 
 SPANISH = ["¿Dónde nació Lucía Gómez?", "Lucía Gómez nació en Sevilla en 1954 y trabaja como arquitecta.",
            "¿Cuántos habitantes tiene Villanueva del Río?", "Villanueva del Río cuenta con 3.200 habitantes."]
@@ -62,3 +65,58 @@ def test_trimming_refuses_bpe_tokenizers_and_missing_special_tokens(multilingual
                                          num_attention_heads=4, intermediate_size=64, max_length=64))
     with pytest.raises(ValueError, match="Unigram.*BPE"):
         trim_vocabulary(bpe_model, bpe, used_token_ids(bpe, SPANISH), tmp_path / "b")
+
+
+def test_parameters_removed_are_the_embedding_rows_removed_times_the_width(multilingual, tmp_path):
+    """A checkpoint may pad its embedding table beyond the tokenizer (multilingual-e5-small: 250,037 rows for
+    250,002 pieces): trimming removes rows, so rows removed × width, not pieces removed × width, adds up."""
+    _, tok = multilingual
+    torch.manual_seed(0)
+    padded = build_qa_model(qa_config("xlm-roberta", vocab_size=len(tok) + 7, hidden_size=32, num_hidden_layers=1,
+                                      num_attention_heads=4, intermediate_size=64, max_length=64))
+    rows, before = padded.get_input_embeddings().weight.shape[0], count_params(padded)["params"]
+    keep = used_token_ids(tok, SPANISH)
+    small, small_tok = trim_vocabulary(padded, tok, keep, tmp_path / "t")
+    removed = before - count_params(small)["params"]
+    assert rows - len(tok) == 7
+    assert removed == (rows - len(keep)) * 32 == (len(tok) - len(small_tok) + 7) * 32
+
+
+def untrimmed(tok):
+    """A new model of the fixture's shape (the fixture's own model is trimmed in place by the first test)."""
+    torch.manual_seed(0)
+    return build_qa_model(qa_config("xlm-roberta", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=4, intermediate_size=64, max_length=64)).eval()
+
+
+def test_unseen_text_report_counts_pieces_unk_and_questions(multilingual, tmp_path):
+    _, tok = multilingual
+    small, small_tok = trim_vocabulary(untrimmed(tok), tok, used_token_ids(tok, SPANISH), tmp_path / "t")
+    seen = Example(id="a", title="", question=SPANISH[0], context=SPANISH[1], answers=[])
+    unseen = Example(id="b", title="", question=SPANISH[0], context=OTHER[0], answers=[])
+    report = unseen_text_report(tok, small_tok, [seen, unseen])
+    pieces = lambda t, text: t.convert_ids_to_tokens(t(text, add_special_tokens=False)["input_ids"])
+    n = {text: len(pieces(tok, text)) for text in (SPANISH[0], SPANISH[1], OTHER[0])}
+    after = pieces(small_tok, OTHER[0])
+    missing = sum(p not in small_tok.get_vocab() for p in pieces(tok, OTHER[0]))
+    assert missing > 0 and after != pieces(tok, OTHER[0])
+    assert report == {"questions": 2, "questions affected": 1, "tokens": 2 * n[SPANISH[0]] + n[SPANISH[1]] + n[OTHER[0]],
+                      "tokens not kept": missing,
+                      "tokens after": 2 * n[SPANISH[0]] + n[SPANISH[1]] + len(after),
+                      "unk after": after.count("<unk>")}
+
+
+def test_rows_added_back_give_the_model_trimmed_with_those_texts(multilingual, tmp_path):
+    _, tok = multilingual
+    model = untrimmed(tok)
+    direct, direct_tok = trim_vocabulary(copy.deepcopy(model), tok, used_token_ids(tok, SPANISH + OTHER[:1]),
+                                         tmp_path / "direct")
+    source = model.get_input_embeddings().weight.detach().clone()
+    small, small_tok = trim_vocabulary(copy.deepcopy(model), tok, used_token_ids(tok, SPANISH), tmp_path / "small")
+    wide, wide_tok = with_rows_for(small, small_tok, source, tok, OTHER[:1], tmp_path / "wide")
+    assert wide_tok.get_vocab() == direct_tok.get_vocab()
+    assert torch.equal(wide.get_input_embeddings().weight, direct.get_input_embeddings().weight)
+    enc = wide_tok(SPANISH[0], OTHER[0], return_tensors="pt")
+    assert torch.equal(enc["input_ids"], direct_tok(SPANISH[0], OTHER[0], return_tensors="pt")["input_ids"])
+    with torch.no_grad():
+        assert torch.equal(wide.eval()(**enc).start_logits, direct.eval()(**enc).start_logits)
