@@ -44,6 +44,7 @@ from .train import train
 def _attention(return_scores: bool):
     def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
         if getattr(module, "kit_no_map", False):   # a layer whose map nobody reads: the fused kernel, no map
+            kwargs.pop("output_attentions", None)   # (asked of the model, not of this layer: SDPA would warn)
             return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                           **kwargs)
         scaling = query.size(-1) ** -0.5 if scaling is None else scaling

@@ -20,6 +20,7 @@ from kit.inference import evaluate_model
 from kit.models import build_qa_model, load_qa_model
 from kit.precision import bf16_supported
 from kit.train import CLOCK_FIELDS, TrainConfig, read_log, train
+from test_train_cli import _train   # the same tiny run as the CPU tests (tests/ is on sys.path, as for conftest)
 
 pytestmark = pytest.mark.gpu
 
@@ -27,17 +28,6 @@ pytestmark = pytest.mark.gpu
 @pytest.fixture(autouse=True)
 def on_cuda(monkeypatch):
     monkeypatch.delenv("KIT_DEVICE", raising=False)   # the kit's own choice: the GPU
-
-
-def _train(tiny, out, loss_fn=None, **kw):
-    path, examples, tok, cfg, _ = tiny
-    torch.manual_seed(0)
-    model = build_qa_model(cfg)
-    feats = make_features(examples, tok, 64, 16)
-    tc = TrainConfig(out_dir=str(out), epochs=3, batch_size=4, lr=1e-3, warmup=0.1, log_every=1, **kw)
-    train(model, feats, tc, pad_id=tok.pad_token_id, save_extra=tok.save_pretrained,
-          **({"loss_fn": loss_fn} if loss_fn else {}))
-    return model
 
 
 def test_fp16_training_scales_the_loss_and_keeps_fp32_weights_on_the_gpu(tiny, tmp_path):
