@@ -4,6 +4,9 @@
     python -m kit evaluate --model runs/demo/teacher --data data/test.json     # last line: one JSON object
     python -m kit train    --model DIR_OR_HUB_ID --train train.json --out runs/x/teacher --epochs 3
     python -m kit distill  --teacher runs/demo/teacher --train train.json --out runs/x/student --layers 3
+    python -m kit teacher-outputs --teacher runs/x/teacher --train train.json --out runs/x/teacher_outputs.safetensors
+    python -m kit distill  --teacher runs/x/teacher --teacher-outputs runs/x/teacher_outputs.safetensors \
+                           --attention-weight 0 --hidden-weight 0 --train train.json --out runs/x/student_logits
     python -m kit publish  --model runs/x/student --data test.json --name student --role student
     python -m kit bench    --paper-pair --model runs/demo/teacher --int8
     python -m kit reproduce --profile demo             # the numbered notebooks, headless (make demo)
@@ -259,6 +262,37 @@ def cmd_distill(args):
     print(json.dumps({"out": args.out, "train_seconds": round(time.time() - t0, 1)}))
 
 
+def cmd_teacher_outputs(args):
+    from .models import load_qa_model, load_tokenizer
+    from .teacher_outputs import describe, save_teacher_outputs, teacher_windows
+    tok = load_tokenizer(args.teacher)
+    feats = teacher_windows(args.train, tok, args.max_length, args.stride, args.unlabelled or "")
+    teacher = load_qa_model(args.teacher, attn_implementation="sdpa")   # logits only: no attention maps
+    sources = " + ".join(Path(f).name for f in (args.train, args.unlabelled) if f)
+    t0 = time.time()
+    out = save_teacher_outputs(teacher, tok, feats, args.out, max_length=args.max_length, stride=args.stride,
+                               teacher_name=args.teacher, sources=sources, precision=args.precision,
+                               batch_size=args.batch_size)
+    print(describe(out))
+    print(json.dumps({"out": str(out), "windows": len(feats), "seconds": round(time.time() - t0, 1)}))
+
+
+def _parser_teacher_outputs(sub):
+    p = sub.add_parser("teacher-outputs", help="run a teacher once over a training set and save its start/end "
+                       "logits per window (fp16), for `kit distill --teacher-outputs` (kit.teacher_outputs)")
+    p.add_argument("--teacher", required=True, help="the saved teacher (a model directory with its tokenizer)")
+    p.add_argument("--train", required=True, help="the SQuAD-format file the students will train on (as kit distill)")
+    p.add_argument("--unlabelled", default="", help="as kit distill --unlabelled: its windows follow --train's")
+    p.add_argument("--out", required=True, help="the file to write (.safetensors)")
+    p.add_argument("--max-length", type=int, default=384, help="tokens per window, as the students' (default: "
+                   "%(default)s)")
+    p.add_argument("--stride", type=int, default=128, help="as the students' (default: %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="what the teacher runs in "
+                   "(default: %(default)s; the logits are saved in fp16 either way)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_teacher_outputs)
+
+
 def _parser_distill(sub):
     from .recipes import distill_arguments
     p = sub.add_parser("distill", help="train a student from a saved teacher by a recipe (kit.recipes); "
@@ -325,7 +359,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kit", description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_parser_inference, _parser_train, _parser_distill, _parser_publish, _parser_bench,
+    for add in (_parser_inference, _parser_train, _parser_distill, _parser_teacher_outputs, _parser_publish, _parser_bench,
                 _parser_export, _parser_notebooks, _parser_setup):
         add(sub)
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ from .inference import with_precision
 from .models import flops_per_token   # noqa: F401 (kit.bench.flops_per_token: the speed side of a model)
 from .device import INT8_ON_CPU, batch_to, model_device, place, synchronize
 from .device import device as kit_device
-from .precision import bf16_supported, to_bf16
+from .precision import bf16_supported
 
 
 @torch.no_grad()

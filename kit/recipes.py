@@ -14,6 +14,8 @@ The recipe covers what notebooks 02 and 03 and results/es-local train:
   mode        distill: kit.distill.distill with the four weights, temperature, attention kind, projection,
               layer map (uniform, or copied: each layer imitates the teacher layer it was copied from) and
               stages (one | two); baseline: the same student, the task loss only, no teacher (kit.train.train);
+  teacher_outputs  the teacher's saved start/end logits (kit.teacher_outputs) read in place of running it: the
+              task and logit terms only; `unlabelled` adds a file's questions as windows the teacher alone labels;
   tasks       "qa", or "qa,answerability" (...): one multi-task student (kit.multitask), its batches drawn by
               `sampling`; in distill mode the QA task learns from the teacher too.
 The recipe goes with the run: kit.train records it in the checkpoint (a resume with another recipe is refused)
@@ -41,11 +43,17 @@ SKIP, NAMES = ("resume", "out_dir"), {"num_threads": "--threads"}
 class Recipe:
     teacher: str = option("runs/demo/teacher", "the saved teacher (a model directory with its tokenizer)")
     train: str = option("data/train.json", "SQuAD-format training file (FILE.json#articles=:31 takes some articles)")
+    unlabelled: str = option("", "SQuAD-format file whose questions are added as windows without labels: they learn "
+                                 "from the teacher's logits alone (Features.without_labels)")
     eval: str = option("", "validation file scored after each epoch, the best epoch kept ('' = keep the last; "
                            "never the test file)")
     max_length: int = option(384, "tokens per window")
     stride: int = option(128, "tokens two windows of one context share")
     mode: str = option("distill", "distill (learn from the teacher) or baseline (task loss only, no teacher)")
+    teacher_outputs: str = option("", "the teacher's saved start/end logits (python -m kit teacher-outputs): the "
+                                      "logit term reads them instead of running the teacher, whose directory then "
+                                      "gives only the tokenizer, shape and init; the dense terms need the live "
+                                      "teacher (--attention-weight 0 --hidden-weight 0)")
     layers: int = option(6, "student depth")
     hidden: int = option(0, "student width (0: the teacher's)")
     heads: int = option(0, "student attention heads (0: the teacher's)")
@@ -74,6 +82,15 @@ class Recipe:
         for name, value, valid in (("mode", self.mode, MODES), ("layer_map", self.layer_map, LAYER_MAPS)):
             if value not in valid:
                 raise ValueError(f"recipe {name} {value!r}: choose one of {', '.join(valid)}.")
+        if self.teacher_outputs:
+            dense = [f"--{n}-weight {getattr(self, n + '_weight')}" for n in ("attention", "hidden")
+                     if getattr(self, n + "_weight")]
+            if self.mode != "distill" or self.tasks != "qa" or self.stages != "one" or dense:
+                raise ValueError(f"recipe teacher_outputs {self.teacher_outputs!r}: saved outputs hold start/end "
+                                 f"logits only, for one-stage QA distillation (--mode distill --tasks qa --stages "
+                                 f"one); the attention and hidden terms need the live teacher: add "
+                                 f"--attention-weight 0 --hidden-weight 0"
+                                 + (f" (this recipe has {', '.join(dense)})" if dense else "") + ".")
         if self.layer_map == "copied" and not self.teacher_layers:
             raise ValueError("recipe layer_map 'copied' needs teacher_layers (e.g. --teacher-layers 0,2,4): the "
                              "teacher layers the student's layers were copied from.")
@@ -87,7 +104,8 @@ class Recipe:
 
 
 # inputs that the run's data digest already covers: a moved file must not block a resume
-NOT_INPUTS = ("train", "answerability_file")
+# (and the saved teacher outputs: the checkpoint's digest of the loss's frozen state covers their contents)
+NOT_INPUTS = ("train", "answerability_file", "unlabelled", "teacher_outputs")
 
 
 def train_recipe(recipe: Recipe, cfg, command: str = "") -> list[dict]:
@@ -110,6 +128,8 @@ def train_recipe(recipe: Recipe, cfg, command: str = "") -> list[dict]:
         from .distill import DistillWeights, distill
         weights = DistillWeights(recipe.task_weight, recipe.logits_weight, recipe.attention_weight,
                                  recipe.hidden_weight)
+        if recipe.teacher_outputs:
+            teacher = _saved_teacher(recipe, tok, data, teacher)
         log = distill(teacher, student, data, cfg, stages=recipe.stages, weights=weights,
                       layer_map=_layer_map(recipe, student, teacher), temperature=recipe.temperature,
                       attention=recipe.attention, projection=recipe.projection, heads=recipe.head_match, **common)
@@ -144,6 +164,18 @@ def _student(recipe: Recipe, teacher):
                          attn_implementation="eager" if recipe.mode == "distill" else "sdpa")
 
 
+def _saved_teacher(recipe: Recipe, tok, data, teacher):
+    """The file's logits in the teacher's place, checked against this run's windows (kit.teacher_outputs)."""
+    from .checkpoint import digest
+    from .teacher_outputs import SavedTeacher, describe
+    print(describe(recipe.teacher_outputs))
+    saved = SavedTeacher.load(recipe.teacher_outputs).for_windows(data, tok, recipe.max_length, recipe.stride)
+    same = saved.meta["teacher_weights"] == digest(teacher)
+    print(f"the logit term reads those outputs; --teacher {recipe.teacher} gives the tokenizer, the student's shape "
+          f"and init" + ("" if same else " (it is not the teacher that wrote them: its weights differ)"))
+    return saved
+
+
 def _layer_map(recipe: Recipe, student, teacher):
     from .layermap import LayerMap
     n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
@@ -155,14 +187,15 @@ def _layer_map(recipe: Recipe, student, teacher):
 def _data(recipe: Recipe, tok):
     """(training windows, []) for QA alone; (None, [kit.tasks.Task, ...]) for several tasks."""
     from .data import load_squad
-    from .features import make_features
-    examples, report = load_squad(recipe.train)
-    print(report)
     names = [t.strip() for t in recipe.tasks.split(",") if t.strip()]
     if names == ["qa"]:
-        feats = make_features(examples, tok, recipe.max_length, recipe.stride)
-        print(f"{len(examples)} questions -> {len(feats)} windows of at most {recipe.max_length} tokens")
-        return feats, []
+        from .teacher_outputs import teacher_windows
+        return teacher_windows(recipe.train, tok, recipe.max_length, recipe.stride, recipe.unlabelled), []
+    if recipe.unlabelled:
+        raise ValueError(f"recipe unlabelled {recipe.unlabelled!r}: unlabelled questions join QA-only runs "
+                         f"(--tasks qa), not {recipe.tasks!r}.")
+    examples, report = load_squad(recipe.train)
+    print(report)
     if not names or names[0] != "qa":
         raise ValueError(f"recipe tasks {recipe.tasks!r}: start with qa, e.g. qa or qa,answerability.")
     from .tasks import make_task

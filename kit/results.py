@@ -140,17 +140,35 @@ def paper_comparison(entries: list[dict], benchmark: dict | None = None, student
 
 
 README_MARKERS = ("<!-- results:es-local -->", "<!-- /results:es-local -->")
+FAST_MARKERS = ("<!-- results:es-local-bf16-teacher -->", "<!-- /results:es-local-bf16-teacher -->")
+
+
+def paper_point_text(entries: list[dict], min_speedup: float = 4.0) -> str:
+    """The paper's operating point beside a summary's best model at least `min_speedup` times faster."""
+    from .paper import PAPER_RESULTS as P
+    paper = (f"the paper's student keeps {100 * P['student']['f1'] / P['teacher']['f1']:.1f}% of its teacher's F1 "
+             f"at {P['speedup']:g}x")
+    point = next(iter(speed_accuracy_points(entries, (min_speedup,))), None)
+    if not point or not point["model"]:
+        return f"- at ≥ {min_speedup:g}x: no model is that fast; {paper}"
+    return f"{points_text([point])}; {paper}"
+
+
+def _replace_block(text: str, markers: tuple[str, str], body: str) -> str:
+    begin, end = markers
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}{end}{tail}"
 
 
 def update_readme(readme="README.md", summary_path="results/es-local/summary.json",
-                  others_path="results/es-local/bf16.json") -> bool:
+                  others_path="results/es-local/bf16.json",
+                  fast_path="results/es-local/bf16-training/summary.json") -> bool:
     """Rewrite the README's table and speed/accuracy points between README_MARKERS from `summary_path` (and
-    the bf16 copies in `others_path`, when it exists); True if it changed."""
+    the bf16 copies in `others_path`, when it exists), and between FAST_MARKERS the bf16-trained teacher's own
+    summary (`fast_path`: its students, timed against it in one run) beside the paper's point; True if it changed."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
-    begin, end = README_MARKERS
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
     others = others_path if Path(others_path).exists() else None
     entries = read_summary(summary_path)
     body = (f"{results_table(summary_path, others)}\n\nBest F1 kept at each speed-up (summary.json: fp32 and int8):\n"
@@ -158,7 +176,11 @@ def update_readme(readme="README.md", summary_path="results/es-local/summary.jso
     if others:
         body += (f"\nCounting the bf16 copies too ({Path(others).name}, timed in the same run):\n"
                  f"{points_text(speed_accuracy_points(entries + read_summary(others)))}\n")
-    new = f"{head}{begin}\n{body}{end}{tail}"
+    new = _replace_block(text, README_MARKERS, body)
+    if FAST_MARKERS[0] in new and Path(fast_path).exists():
+        fast = read_summary(fast_path)
+        new = _replace_block(new, FAST_MARKERS, f"{results_table(fast_path)}\n\nAgainst the paper:\n"
+                                                f"{paper_point_text(fast)}\n")
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

