@@ -155,13 +155,15 @@ def _load(path: str, mode: str):
 
 
 def _student(recipe: Recipe, teacher):
+    # the student returns attention maps (eager) only when the attention term reads them
+    maps = recipe.mode == "distill" and recipe.attention_weight != 0
     if recipe.from_model:
-        return _load(recipe.from_model, recipe.mode)
+        return _load(recipe.from_model, "distill" if maps else "baseline")
     from .student import build_student
     return build_student(teacher, num_hidden_layers=recipe.layers, hidden_size=recipe.hidden or None,
                          num_attention_heads=recipe.heads or None, intermediate_size=recipe.ffn or None,
                          init=recipe.init, teacher_layers=recipe.layer_list(),
-                         attn_implementation="eager" if recipe.mode == "distill" else "sdpa")
+                         attn_implementation="eager" if maps else "sdpa")
 
 
 def _saved_teacher(recipe: Recipe, tok, data, teacher):

@@ -168,7 +168,7 @@ def test_unlabelled_questions_follow_the_labelled_ones_without_repeats(tiny, tmp
 
 def test_the_committed_es_local_outputs_fit_their_windows():
     """results/es-local/teacher_outputs.safetensors.gz: a student can be distilled from it without the teacher, with
-    the pre-trained encoder's tokenizer (README, "A 5-layer student from the teacher's saved outputs")."""
+    the pre-trained encoder's tokenizer (README, "Students from the teacher's saved outputs")."""
     from kit.models import load_tokenizer
     from kit.profiles import squad_es_local
     from kit.teacher_outputs import teacher_windows

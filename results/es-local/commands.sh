@@ -5,7 +5,8 @@
 #                                                #   (a minute; summary.json, bf16.json and the params.json files)
 #   TRAIN=1 bash results/es-local/commands.sh   # train every model first (about 11 h on a 2-core CPU: the fp32
 #                                                #   teacher 1.7 h, 7 students 0.3-1.6 h each, the bf16 teacher 1.2 h,
-#                                                #   its outputs 5 min, student5 of them 24 min;
+#                                                #   its outputs 5 min, student5 of them 24 min,
+#                                                #   student4 of student5 38 min;
 #                                                #   each run resumes from its checkpoint), then predict and publish
 #
 #   MEASURE=1 bash results/es-local/commands.sh # then time every entry and the depth sweep (kit bench, on a quiet
@@ -96,6 +97,16 @@ RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish student5 
 --epochs 2 --batch-size 16 --lr 2e-4 --warmup 0.1 --save-every 25 --freeze-word-embeddings --mixed-precision bf16 \
 --threads 2"
 RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training copy student5_int8
+# a 4-layer student: student5 without its last layer (--teacher student5 --teacher-layers 0,1,2,3, i.e. the
+# teacher's layers 0,3,6,9 as student5 trained them; of the five ways to drop one layer, this one moved student5's
+# logits least from the saved teacher's on 320 training windows), then 4 more epochs of the same two terms
+RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish student4 student "python -m kit distill \
+--teacher runs/es-local-bf16/student5 --teacher-outputs $OUTPUTS $DATA \
+--unlabelled \"\$KIT_SQUAD_ES_LOCAL/train-v2.0.json\" --out runs/es-local-bf16/student4 --layers 4 \
+--init teacher_layers --teacher-layers 0,1,2,3 --layer-map copied --attention-weight 0 --hidden-weight 0 \
+--epochs 4 --batch-size 16 --lr 1e-4 --warmup 0.1 --save-every 25 --freeze-word-embeddings --mixed-precision bf16 \
+--threads 2"
+RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training copy student4_int8
 
 # speed, on a quiet machine: every entry of both summaries in its own precision, all in the same interleaved
 # rounds (latency_ms, latency_ms_batch8 and benchmark.json); then encoders of the teacher's shape with 1-10 layers
