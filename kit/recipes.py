@@ -114,7 +114,7 @@ def train_recipe(recipe: Recipe, cfg, command: str = "") -> list[dict]:
     from .models import load_tokenizer
     check_resume(recipe, cfg, command)
     tok = load_tokenizer(recipe.teacher)
-    teacher = None if recipe.mode == "baseline" and recipe.from_model else _load(recipe.teacher, recipe.mode)
+    teacher = None if recipe.mode == "baseline" and recipe.from_model else _load(recipe.teacher)
     student = _student(recipe, teacher)
     data, tasks = _data(recipe, tok)
     common = dict(pad_id=tok.pad_token_id, evaluate=_evaluator(recipe, tok), save_extra=tok.save_pretrained,
@@ -148,22 +148,21 @@ def check_resume(recipe: Recipe, cfg, command: str = ""):
         write_recipe(recipe, cfg, command)
 
 
-def _load(path: str, mode: str):
+def _load(path: str):
     from .models import load_qa_model
-    # distillation reads attention maps (eager); the task loss alone runs faster with SDPA
-    return load_qa_model(path, attn_implementation="eager" if mode == "distill" else "sdpa")
+    # SDPA, the faster kernel: where an attention term reads maps, DistillLoss switches both models to
+    # kit.distill's map-returning attention itself (use_attention_maps)
+    return load_qa_model(path, attn_implementation="sdpa")
 
 
 def _student(recipe: Recipe, teacher):
-    # the student returns attention maps (eager) only when the attention term reads them
-    maps = recipe.mode == "distill" and recipe.attention_weight != 0
     if recipe.from_model:
-        return _load(recipe.from_model, "distill" if maps else "baseline")
+        return _load(recipe.from_model)
     from .student import build_student
     return build_student(teacher, num_hidden_layers=recipe.layers, hidden_size=recipe.hidden or None,
                          num_attention_heads=recipe.heads or None, intermediate_size=recipe.ffn or None,
                          init=recipe.init, teacher_layers=recipe.layer_list(),
-                         attn_implementation="eager" if maps else "sdpa")
+                         attn_implementation="sdpa")   # as _load: DistillLoss sets it where maps are read
 
 
 def _saved_teacher(recipe: Recipe, tok, data, teacher):

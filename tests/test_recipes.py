@@ -99,6 +99,22 @@ def test_baseline_and_multitask_recipes_train_without_the_teacher(tiny, tmp_path
     assert set(MultiTaskModel.from_pretrained(tmp_path / "multi").task_spec) == {"qa", "answerability"}
 
 
+def test_recipe_models_load_with_sdpa_and_the_loss_switches_them_where_it_reads_maps(tiny, tmp_path):
+    from kit.recipes import train_recipe
+    base = Recipe(teacher=str(tiny[4]), train=str(tiny[0]), layers=1, init="teacher_layers", max_length=64, stride=16)
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, num_threads=1, mixed_precision="no", log_every=1,
+                      max_updates=8)
+    for name, recipe, maps in (("logits", dataclasses.replace(base, attention_weight=0.0), False),
+                               ("paper", base, True),
+                               # MultiTaskLoss distils the maps whatever the recipe's weights
+                               ("multi", dataclasses.replace(base, tasks="qa,answerability", attention_weight=0.0),
+                                True)):
+        log = train_recipe(recipe, cfg.replace(out_dir=str(tmp_path / name)))
+        terms = {k.removeprefix("qa/") for e in log for k in e}
+        assert ("attention" in terms) == maps, name
+        assert {"task", "logits", "hidden"} <= terms, name
+
+
 @pytest.fixture(scope="module")
 def distilled(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("distilled") / "student"
