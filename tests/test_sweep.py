@@ -3,6 +3,7 @@ convergence record, and runs/<profile>/sweep.json with one row per share, arm an
 import json
 
 import pytest
+import torch
 
 from kit.sweep import convergence, label_sweep, round_passes
 
@@ -18,8 +19,22 @@ def test_a_round_is_whole_passes_of_at_least_the_round_size():
 def test_convergence_reads_the_eval_lines_of_a_log():
     log = [{"kind": "train", "loss": 3.0}, {"kind": "eval", "f1": 40.0}, {"kind": "train", "loss": 2.0},
            {"kind": "eval", "f1": 61.234}, {"kind": "eval", "f1": 62.0}]
-    assert convergence(log) == {"validation_f1": [40.0, 61.23, 62.0], "last_change": 0.77}
-    assert convergence(log[:2]) == {"validation_f1": [40.0], "last_change": None}
+    assert convergence(log) == {"validation_f1": [40.0, 61.23, 62.0], "last_change": 0.77, "best_round": 3,
+                                "status": "flat"}
+    assert convergence(log[:2]) == {"validation_f1": [40.0], "last_change": None, "best_round": 1,
+                                    "status": "still rising"}     # one round says nothing about flattening
+
+
+def test_convergence_status_peaked_flat_or_still_rising():
+    evals = lambda *f1: [{"kind": "eval", "f1": v} for v in f1]
+    assert convergence(evals(40.0, 55.0, 49.5))["status"] == "peaked"          # best at round 2 of 3
+    assert convergence(evals(40.0, 55.0, 49.5))["best_round"] == 2
+    assert convergence(evals(40.0, 55.0, 55.0))["best_round"] == 2             # the first of equal rounds (keep_best)
+    assert convergence(evals(40.0, 55.0, 56.9))["status"] == "flat"            # +1.9 < 2
+    assert convergence(evals(40.0, 55.0, 57.0))["status"] == "still rising"    # +2.0: not flat
+    assert convergence(evals(40.0, 55.0, 57.0), flat=3.0)["status"] == "flat"
+    assert convergence([{"kind": "train", "loss": 1.0}]) == {"validation_f1": [], "last_change": None,
+                                                             "best_round": None, "status": None}
 
 
 def test_sweep_writes_one_row_per_share_arm_and_seed(tiny, tmp_path):
@@ -46,4 +61,35 @@ def test_sweep_writes_one_row_per_share_arm_and_seed(tiny, tmp_path):
     full = by[(1.0, 0, "with teacher")]
     assert full["windows"] == 8 and full["passes"] == 2 and full["updates"] == 4   # the same updates as the small arm
     assert all(len(r["validation_f1"]) == 2 and r["last_change"] == 10.0 and r["f1"] == 50.0 for r in rows)
+    assert all(r["best_round"] == 2 and r["status"] == "still rising" for r in rows)   # +10 F1 in the last round
     assert (tmp_path / "student_25pct" / "config.json").exists() and (tmp_path / "sweep" / "without_teacher_100pct_seed1").exists()
+
+
+def test_each_run_is_scored_at_its_best_validation_round(tiny, tmp_path):
+    """A run whose validation F1 falls in its last round is scored (test F1) with the weights of its best round,
+    and on_run gets that model: the one kit.train kept in the run's folder."""
+    from kit.features import make_features
+    from kit.models import load_qa_model
+    from kit.train import TrainConfig
+    _, examples, tok, _, model_dir = tiny
+    teacher = load_qa_model(model_dir)
+    feats = make_features(examples, tok, 64, 16)
+    seen = []                                              # (weights at each validation) per call
+    head = lambda m: m.qa_outputs.weight.detach().cpu().clone()
+
+    def validate(m):                                       # rounds 1, 2, 3 of each run: 30, 45, 20 F1
+        seen.append(head(m))
+        return {"f1": (30.0, 45.0, 20.0)[(len(seen) - 1) % 3]}
+
+    scored, handed = [], []
+    score = lambda m: scored.append(head(m)) or {"f1": 50.0}
+    on_run = lambda arm, fraction, seed, name, model, metrics: handed.append(head(model))
+    cfg = TrainConfig(out_dir="", batch_size=4, lr=1e-2, log_every=1, resume=False, progress_every=0)
+    rows = label_sweep(teacher, feats, cfg, tmp_path, fractions=[1.0], seeds=[0], layers=1, rounds=3,
+                       pad_id=tok.pad_token_id, evaluate=score, validate=validate, on_run=on_run)
+    assert [r["validation_f1"] for r in rows] == [[30.0, 45.0, 20.0]] * 2
+    assert all(r["best_round"] == 2 and r["status"] == "peaked" and r["last_change"] == -25.0 for r in rows)
+    for run in range(2):
+        best, last = seen[3 * run + 1], seen[3 * run + 2]
+        assert not torch.equal(best, last)                 # the third round did change the weights
+        assert torch.equal(scored[run], best) and torch.equal(handed[run], best)
