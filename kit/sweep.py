@@ -62,7 +62,7 @@ FLAT = 2.0   # F1: a last round that moves validation F1 less than this has flat
 def convergence(log: list[dict], flat: float = FLAT) -> dict:
     """Validation F1 after each round of a run's log; its change over the last round (None: one round); the best
     round (1-based, the first of equal ones, as kit.train.keep_best saves it); and the run's status:
-        peaked          its best round came before the last: more rounds did not help (it read at its best round)
+        peaked          its best round came before the last: more rounds did not help (the run is read at its best round)
         flat            the last round was its best and moved validation F1 by less than `flat`
         still rising    the last round added `flat` or more: its score is a lower bound (more rounds would tell)
     """
