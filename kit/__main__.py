@@ -63,12 +63,12 @@ def _load_for_inference(args):
     return with_precision(model, args.precision), tok, examples
 
 
-def _predict(args, model, tok, examples):
+def _predict(args, model, tok, examples, n_best: int = 20):
     from .inference import predict_answers
     from .models import fit_window
     if args.max_length is not None:   # asked for explicitly: refused, not shortened, beyond the model's limit
         fit_window(model, args.max_length, args.stride, explicit=True)
-    return predict_answers(model, tok, examples, args.max_length or 384, args.stride, args.batch_size,
+    return predict_answers(model, tok, examples, args.max_length or 384, args.stride, args.batch_size, n_best=n_best,
                            max_answer_length=args.max_answer_length, null_threshold=args.null_threshold)
 
 
@@ -81,10 +81,12 @@ def cmd_predict(args):
 
 
 def cmd_evaluate(args):
-    from .metrics import squad_scores
+    from .metrics import PROTOCOLS, squad_scores
     model, tok, examples = _load_for_inference(args)
-    metrics = squad_scores(examples, _predict(args, model, tok, examples))
-    print(json.dumps(metrics))
+    p = PROTOCOLS[args.protocol]
+    examples = examples[:p.first] if p.first else examples
+    metrics = squad_scores(examples, _predict(args, model, tok, examples, p.n_best), p.language)
+    print(json.dumps(metrics if args.protocol == "kit" else {**metrics, "protocol": args.protocol}))
 
 
 def cmd_train(args):
@@ -323,6 +325,9 @@ def _parser_inference(sub):
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("evaluate", help="print EM/F1 as one JSON line")
     _inference_args(p)
+    p.add_argument("--protocol", choices=("kit", "paper"), default="kit",
+                   help="kit: every question, Spanish normalisation (default); paper: the file's first 200 questions, "
+                        "SQuAD's English normalisation, one best span, as the paper scored (kit.metrics.PROTOCOLS)")
     p.set_defaults(func=cmd_evaluate)
 
 

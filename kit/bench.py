@@ -32,7 +32,7 @@ from .inference import with_precision
 from .models import flops_per_token   # noqa: F401 (kit.bench.flops_per_token: the speed side of a model)
 from .device import INT8_ON_CPU, batch_to, model_device, place, synchronize
 from .device import device as kit_device
-from .precision import bf16_supported
+from .precision import bf16_supported, cpu_description
 
 
 @torch.no_grad()
@@ -359,7 +359,7 @@ def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir="run
     settings = dict(batch_sizes=list(batch_sizes), seq_lens=seq_lens, rounds=rounds, warmup=warmup, repeats=repeats)
     gpu_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu_name}", "device": str(kit_device()),
-              "cpu_native_bf16": bf16_supported("cpu"),
+              "cpu": cpu_description(), "cpu_native_bf16": bf16_supported("cpu"),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "settings": settings, "models": []}
     examples = None
     if data:

@@ -10,7 +10,7 @@ from .device import batch_to, place
 from .features import collate, make_features, postprocess
 from .int8 import quantize_int8
 from .models import fit_window
-from .metrics import squad_scores
+from .metrics import PROTOCOLS, squad_scores
 from .precision import to_bf16
 
 PRECISIONS = ("fp32", "bf16", "int8")   # what a model answers in (kit.precision holds the hardware checks)
@@ -50,10 +50,26 @@ def predict_answers(model, tokenizer, examples, max_length: int = 384, stride: i
     return postprocess(examples, feats, start, end, n_best, max_answer_length, version_2, null_threshold)
 
 
-def evaluate_model(model, tokenizer, examples, **kwargs) -> tuple[dict, dict[str, str]]:
-    """(EM/F1 metrics over all examples, the predictions they were computed from)."""
-    predictions = predict_answers(model, tokenizer, examples, **kwargs)
-    return squad_scores(examples, predictions), predictions
+def evaluate_model(model, tokenizer, examples, protocol: str = "kit", **kwargs) -> tuple[dict, dict[str, str]]:
+    """(EM/F1 metrics, the predictions they were computed from), scored by `protocol` (kit.metrics.PROTOCOLS): "kit"
+    all examples with Spanish normalisation; "paper" the first 200, English normalisation, one best span."""
+    p = PROTOCOLS[protocol]
+    examples = examples[:p.first] if p.first else examples
+    predictions = predict_answers(model, tokenizer, examples, **{"n_best": p.n_best, **kwargs})
+    metrics = squad_scores(examples, predictions, p.language)
+    return (metrics if protocol == "kit" else {**metrics, "protocol": protocol}), predictions
+
+
+def score_protocols(models: dict, tokenizer, examples, max_length: int = 384, stride: int = 128) -> list[dict]:
+    """Each model of {name: model} scored by every protocol of kit.metrics.PROTOCOLS on the same file and windows:
+    one row per model and protocol (questions scored, EM, F1)."""
+    rows = []
+    for name, model in models.items():
+        for protocol in PROTOCOLS:
+            metrics, _ = evaluate_model(model, tokenizer, examples, protocol, max_length=max_length, stride=stride)
+            rows.append({"model": name, "protocol": protocol, "questions": metrics["n"],
+                         "exact_match": metrics["exact_match"], "f1": metrics["f1"]})
+    return rows
 
 
 def answer(model, tokenizer, question: str, context: str, max_length: int = 384, stride: int = 128) -> str:

@@ -10,8 +10,10 @@ temperature, p = softmax(z / T); m ∈ {0,1}^L marks real (non-padding) tokens.
   attention_mse      mean over real (query, key) pairs and heads of (A_s − A_t)²
   hidden_mse         mean over real tokens and features of (W h_s + b − h_t)²
 
-Padding never counts: padded positions get a very negative logit before any softmax, and are left out
-of every mean. Attention maps are compared either as post-softmax probabilities (what the paper's code
+Given `attention_mask`, padding never counts: padded positions get a very negative logit before any softmax,
+and are left out of every mean (the kit's arithmetic, DistillLoss(normalisation="masked")). Without it, every
+position counts, padding included: the arithmetic of the paper's code, which pads every window to 384 tokens
+(DistillLoss(normalisation="padded") passes no mask). Attention maps are compared either as post-softmax probabilities (what the paper's code
 reads from `outputs.attentions`) or as pre-softmax scores (TinyBERT); both are just tensors here —
 `kit.distill` decides which ones it collects.
 """

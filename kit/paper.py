@@ -40,6 +40,8 @@ PAPER_SETTING = dict(
     projection="shared",                  # one Linear(512, 1024) for every hidden pair
     w_task=1.0, w_logits=1.0, w_attention=1.0, w_hidden=1.0, temperature=1.0,
     stages="one",                         # all terms at once
+    normalisation="padded",               # the arithmetic of the paper's code: windows padded to 384, padding in
+                                          # every mean, the teacher in fp32 (kit.distill; the kit's own: "masked")
     epochs=100, batch_size=32, learning_rate=3e-5, warmup=0.2,
     max_length=384, doc_stride=128, mixed_precision="fp16",
 )

@@ -10,7 +10,8 @@
             trained; results/es-local/commands.sh: how each published model was trained, with kit commands);
   paper     the paper's setting from the hub: the fine-tuned RoBERTa-large teacher (evaluated, not trained), SQuAD-es
             v1.1 from its public JSON (trained on all but its last 10 articles, validated on those, scored on the
-            dev set), the 6×512 random-init student (FFN 3072), the paper's loss, 100 epochs at batch 32 (2
+            dev set), the 6×512 random-init student (FFN 3072), the paper's loss in the arithmetic of its code
+            (normalisation="padded": padding in every mean, kit.distill), 100 epochs at batch 32 (2
             accumulated micro-batches of 16: ~10.3 GB of GPU memory, so a T4 can run it too), fp16;
             each model trained once (no baseline, no ablations, no notebook 03: the paper has no multi-task part
             and v1.1 has only QA). ~272,000 updates: ~10 h measured on an H200 (0.134 s per update, kit.paper),
@@ -69,8 +70,9 @@ _P = PAPER_SETTING
 _PAPER_STUDENT = dict(student_layers=_P["student_layers"], student_hidden=_P["student_hidden"],
                       student_heads=_P["student_heads"], student_ffn=_P["student_ffn"], init=_P["init"],
                       attention=_P["attention"], temperature=_P["temperature"], stages=_P["stages"],
+                      normalisation=_P["normalisation"],
                       learning_rate=_P["learning_rate"], warmup=_P["warmup"], ablations=False, baseline=False,
-                      sweep_fractions="", save_every=500, **_PAPER_DATA)
+                      sweep_fractions="", spread_seeds="", save_every=500, **_PAPER_DATA)
 
 
 def _paper(epochs: int, batch_size: int, grad_accum: int) -> dict:
@@ -82,6 +84,7 @@ def _paper(epochs: int, batch_size: int, grad_accum: int) -> dict:
                                       tensorboard=True),
         "03_multitask_training": None,     # not part of the paper (and SQuAD-es v1.1 has QA only)
         "04_speed_benchmarks": dict(test_file=SQUAD_ES_V11["dev"], max_length=384, doc_stride=128),
+        "05_results": dict(max_length=384, doc_stride=128),
     }
 
 
@@ -94,7 +97,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "02_dense_distillation": dict(student_layers=8, student_hidden=384, init="teacher_layers",
                                       teacher_layers="0,2,4,5,6,8,10,11", epochs=2, batch_size=16,
                                       learning_rate=1e-4, ablations=False, baseline=True, sweep_fractions="",
-                                      **_REAL, **_LONG),
+                                      spread_seeds="", **_REAL, **_LONG),
         "03_multitask_training": dict(tasks="qa,answerability", answerability_file=f"{_S}/train-v2.0.json#articles=:31",
                                       answerability_validation_file=f"{_S}/train-v2.0.json#articles=31:",
                                       student_layers=6, student_hidden=384, init="teacher_layers", distil_qa=False,
@@ -102,6 +105,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                                       qa_updates=240, seeds="0", compare_sampling="", batch_size=16,
                                       learning_rate=1e-4, **_REAL, **_LONG),
         "04_speed_benchmarks": dict(test_file=f"{_S}/test-v1.1.json", max_length=384, doc_stride=128, threads=2),
+        "05_results": dict(max_length=384, doc_stride=128),
     },
     # the paper's batch 32 as 2 micro-batches of 16: the same updates (kit.train), and at most ~10.3 GB of GPU
     # memory (results/paper-memory: batch 32 at once would need ~18.4 GB, more than a T4's 15 GB)

@@ -34,7 +34,7 @@ from pathlib import Path
 from .cli import flags, option
 
 RECIPE_FILE = "recipe.json"
-MODES, LAYER_MAPS = ("distill", "baseline"), ("uniform", "copied", "last_k")
+MODES, LAYER_MAPS, NORMALISATIONS = ("distill", "baseline"), ("uniform", "copied", "last_k"), ("masked", "padded")
 # the flags of `kit distill` that are not the field's name (as `kit train`'s)
 SKIP, NAMES = ("resume", "out_dir"), {"num_threads": "--threads"}
 
@@ -51,9 +51,12 @@ class Recipe:
     stride: int = option(128, "tokens two windows of one context share")
     mode: str = option("distill", "distill (learn from the teacher) or baseline (task loss only, no teacher)")
     teacher_outputs: str = option("", "the teacher's saved start/end logits (python -m kit teacher-outputs): the "
-                                      "logit term reads them instead of running the teacher, whose directory then "
-                                      "gives only the tokenizer, shape and init; the dense terms need the live "
-                                      "teacher (--attention-weight 0 --hidden-weight 0)")
+                                      "logit term reads them instead of running the teacher; --teacher must name the "
+                                      "teacher that wrote them (its weights are checked against the file); the dense "
+                                      "terms need the live teacher (--attention-weight 0 --hidden-weight 0)")
+    init_from: str = option("", "the model the student is built from (its shape, and the layers --init "
+                                "teacher_layers copies) when that is not the teacher, e.g. a saved student to "
+                                "shorten; '' = --teacher. Same tokenizer as the teacher")
     layers: int = option(6, "student depth")
     hidden: int = option(0, "student width (0: the teacher's)")
     heads: int = option(0, "student attention heads (0: the teacher's)")
@@ -69,6 +72,9 @@ class Recipe:
     attention_weight: float = option(1.0, "weight of the attention-map MSE (0: no maps are computed)")
     hidden_weight: float = option(1.0, "weight of the hidden-state MSE")
     temperature: float = option(1.0, "softmax temperature of the logit KL")
+    normalisation: str = option("masked", "the loss arithmetic: masked (means over real tokens only, the kit's) or "
+                                          "padded (the paper's code: windows padded to --max-length, padding in "
+                                          "every mean, the teacher in fp32; kit.distill)")
     attention: str = option("probs", "probs (post-softmax maps, the paper) or scores (pre-softmax, TinyBERT)")
     projection: str = option("shared", "hidden-state projection when widths differ: shared or per_layer")
     head_match: str = option("match", "compare attention maps head by head (match) or their mean (mean)")
@@ -79,7 +85,8 @@ class Recipe:
     sampling_temperature: float = option(2.0, "sampling=temperature: a task's share is ∝ n^(1/T)")
 
     def __post_init__(self):
-        for name, value, valid in (("mode", self.mode, MODES), ("layer_map", self.layer_map, LAYER_MAPS)):
+        for name, value, valid in (("mode", self.mode, MODES), ("layer_map", self.layer_map, LAYER_MAPS),
+                                   ("normalisation", self.normalisation, NORMALISATIONS)):
             if value not in valid:
                 raise ValueError(f"recipe {name} {value!r}: choose one of {', '.join(valid)}.")
         if self.teacher_outputs:
@@ -91,6 +98,10 @@ class Recipe:
                                  f"one); the attention and hidden terms need the live teacher: add "
                                  f"--attention-weight 0 --hidden-weight 0"
                                  + (f" (this recipe has {', '.join(dense)})" if dense else "") + ".")
+        if self.normalisation == "padded" and (self.teacher_outputs or self.tasks != "qa"):
+            raise ValueError(f"recipe normalisation 'padded': the paper's arithmetic is for one-task distillation from "
+                             f"the live teacher (saved outputs hold no logits for padded positions); use "
+                             f"--normalisation masked with --teacher-outputs or --tasks {self.tasks!r}.")
         if self.layer_map == "copied" and not self.teacher_layers:
             raise ValueError("recipe layer_map 'copied' needs teacher_layers (e.g. --teacher-layers 0,2,4): the "
                              "teacher layers the student's layers were copied from.")
@@ -111,11 +122,16 @@ NOT_INPUTS = ("train", "answerability_file", "unlabelled", "teacher_outputs")
 def train_recipe(recipe: Recipe, cfg, command: str = "") -> list[dict]:
     """Train the student that `recipe` describes with the loop settings `cfg` (a kit.train.TrainConfig); return
     the log. Writes cfg.out_dir/recipe.json (the recipe, the config, the command and the machine)."""
+    from accelerate.utils import set_seed
     from .models import load_tokenizer
     check_resume(recipe, cfg, command)
     tok = load_tokenizer(recipe.teacher)
     teacher = None if recipe.mode == "baseline" and recipe.from_model else _load(recipe.teacher)
-    student = _student(recipe, teacher)
+    source = _student_source(recipe, tok, teacher)
+    # Everything the run creates at random (the student's weights, then the projection and the task heads, built
+    # after it) comes from the run's seed: seeded here, before any of them (the loop seeds again for dropout).
+    set_seed(cfg.seed)
+    student = _student(recipe, source)
     data, tasks = _data(recipe, tok)
     common = dict(pad_id=tok.pad_token_id, evaluate=_evaluator(recipe, tok), save_extra=tok.save_pretrained,
                   inputs=_inputs(recipe))
@@ -132,7 +148,8 @@ def train_recipe(recipe: Recipe, cfg, command: str = "") -> list[dict]:
             teacher = _saved_teacher(recipe, tok, data, teacher)
         log = distill(teacher, student, data, cfg, stages=recipe.stages, weights=weights,
                       layer_map=_layer_map(recipe, student, teacher), temperature=recipe.temperature,
-                      attention=recipe.attention, projection=recipe.projection, heads=recipe.head_match, **common)
+                      attention=recipe.attention, projection=recipe.projection, heads=recipe.head_match,
+                      normalisation=recipe.normalisation, pad_to=recipe.max_length, **common)
     write_recipe(recipe, cfg, command)
     return log
 
@@ -155,6 +172,16 @@ def _load(path: str):
     return load_qa_model(path, attn_implementation="sdpa")
 
 
+def _student_source(recipe: Recipe, tok, teacher):
+    """The model the student is built from: --init-from where given (same tokenizer as the teacher), else the teacher."""
+    if not recipe.init_from:
+        return teacher
+    from .distill import check_same_tokenizer
+    from .models import load_tokenizer
+    check_same_tokenizer(tok, load_tokenizer(recipe.init_from))
+    return _load(recipe.init_from)
+
+
 def _student(recipe: Recipe, teacher):
     if recipe.from_model:
         return _load(recipe.from_model)
@@ -171,9 +198,13 @@ def _saved_teacher(recipe: Recipe, tok, data, teacher):
     from .teacher_outputs import SavedTeacher, describe
     print(describe(recipe.teacher_outputs))
     saved = SavedTeacher.load(recipe.teacher_outputs).for_windows(data, tok, recipe.max_length, recipe.stride)
-    same = saved.meta["teacher_weights"] == digest(teacher)
-    print(f"the logit term reads those outputs; --teacher {recipe.teacher} gives the tokenizer, the student's shape "
-          f"and init" + ("" if same else " (it is not the teacher that wrote them: its weights differ)"))
+    if saved.meta["teacher_weights"] != digest(teacher):
+        raise ValueError(f"teacher outputs {recipe.teacher_outputs}: field teacher_weights differs from --teacher "
+                         f"{recipe.teacher}: they were written by another teacher ({saved.meta['teacher']}). Name "
+                         f"the teacher that wrote them with --teacher; to start the student from another model "
+                         f"(e.g. a saved student), name that one with --init-from.")
+    print(f"the logit term reads those outputs, written by --teacher {recipe.teacher}; the student is built from "
+          f"{recipe.init_from or recipe.teacher}")
     return saved
 
 
@@ -252,9 +283,22 @@ def write_recipe(recipe: Recipe, cfg, command: str = "") -> Path:
     path = Path(cfg.out_dir) / RECIPE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": command or command_line(recipe, cfg), "recipe": dataclasses.asdict(recipe),
-              "train_config": dataclasses.asdict(cfg), "machine": machine()}
+              "models": models_of(recipe), "train_config": dataclasses.asdict(cfg), "machine": machine()}
     path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     return path
+
+
+def models_of(recipe: Recipe) -> dict:
+    """Who taught the run and what its student started from, apart: the teacher, the model the student was built
+    from, and (with saved outputs) the teacher the file names and the digest of its weights."""
+    models = {"teacher": recipe.teacher if recipe.mode == "distill" else None,
+              "student_from": recipe.from_model or recipe.init_from or recipe.teacher}
+    if recipe.teacher_outputs:
+        from .teacher_outputs import read_metadata
+        meta = read_metadata(recipe.teacher_outputs)
+        models["teacher_outputs"] = {"file": recipe.teacher_outputs, "written_by": meta["teacher"],
+                                     "teacher_weights": meta["teacher_weights"]}
+    return models
 
 
 def read_recipe(model_dir) -> dict | None:

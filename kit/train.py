@@ -174,15 +174,17 @@ def require_tensorboard():
     return require("tensorboard", "tensorboard", "TensorBoard logging (TrainConfig.tensorboard, --tensorboard)")
 
 
-def build_optimizer(named_params, cfg: TrainConfig, total_updates: int, processes: int):
+def build_optimizer(named_params, cfg: TrainConfig, total_updates: int, processes: int, mixed_precision: str = "no"):
     """AdamW (no weight decay on biases and LayerNorms) and a linear warm-up then linear decay to 0."""
     named = [(n, p) for n, p in named_params if p.requires_grad]
     no_decay = [p for n, p in named if p.ndim < 2 or "LayerNorm" in n]
     decay_ids = {id(p) for p in no_decay}
     groups = [{"params": [p for _, p in named if id(p) not in decay_ids], "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    # fused AdamW is ~10x faster on CPU over large embeddings, and available on CUDA too
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+    # fused AdamW is ~10x faster on CPU over large embeddings, and available on CUDA too; but not with fp16: there
+    # the GradScaler hands a fused optimiser its skip flag instead of skipping the call, so accelerate cannot see a
+    # skipped step and the schedule would advance on an overflow (accelerate issue 4242). bf16 and fp32 never skip.
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=mixed_precision != "fp16")
     # accelerate steps a prepared scheduler once per process at each update, hence the factor `processes`
     # (warm-up rounded in updates first, so that 1 and N processes follow the same schedule)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_updates) * processes,
@@ -212,7 +214,7 @@ class Trainer:
         self.updates_per_epoch, self.total_updates = planned_updates(data, cfg, self.world)
         optimizer, scheduler, self.params = build_optimizer(
             list(model.named_parameters()) + list(self.loss_module.named_parameters()), cfg, self.total_updates,
-            self.world)
+            self.world, acc.mixed_precision)
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
         self.checkpoint = Checkpointer(acc, self.out / "checkpoint-last", self.loss_module, identity)
         self.state = (cfg.resume and self.checkpoint.resume()) or {"epoch": 0, "batch": 0, "update": 0, "best": None,

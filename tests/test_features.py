@@ -142,3 +142,19 @@ def _write(path, obj):
     import json
     path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def test_one_best_span_as_the_papers_evaluation():
+    """n_best=1 (kit.metrics.PROTOCOLS["paper"]): only the top start and the top end token; where they make no span
+    of the context, no answer, where the kit's 20 × 20 candidates still find one."""
+    ctx = "Ana nació en Sevilla en 1954."
+    offsets = [None, None, None, (0, 3), (4, 9), (10, 12), (13, 20), (21, 23), (24, 28), None]
+    feats = Features([[0] * 10], [0], [offsets], [0], [0])
+    ex = Example("x", "t", "q", ctx, [{"text": "Sevilla", "answer_start": 13}])
+    start, end = torch.full((10,), -5.0), torch.full((10,), -5.0)
+    start[6], end[6] = 5.0, 4.0        # Sevilla
+    end[5] = 6.0                       # the top end comes before the top start
+    assert postprocess([ex], feats, [start], [end], n_best=1) == {"x": ""}
+    assert postprocess([ex], feats, [start], [end]) == {"x": "Sevilla"}
+    end[5] = 3.0                       # now the top end is Sevilla's: both find it
+    assert postprocess([ex], feats, [start], [end], n_best=1) == {"x": "Sevilla"}

@@ -75,3 +75,37 @@ def test_kit_scores_agree_with_independent_mlqa_scorer_on_real_data():
     assert ours["n"] == n == 2643
     assert ours["exact_match"] == pytest.approx(em, abs=1e-3)
     assert ours["f1"] == pytest.approx(f, abs=1e-3)
+
+
+def test_english_normalisation_is_squad_v11s():
+    # ASCII punctuation only (« » ¿ stay), the English articles a/an/the, Spanish ones kept
+    assert normalize_answer("The «Río» Ebro, a river!", "en") == "«río» ebro river"
+    assert normalize_answer("¿El Río?", "en") == "¿el río"
+    assert normalize_answer("¿El Río?") == "río"
+    assert exact_match("el año 1492", "año 1492.", "en") == 0.0 and exact_match("el año 1492", "año 1492.") == 1.0
+    assert f1("el año 1492", "año 1492", "en") == pytest.approx(0.8)
+    s = squad_scores([_ex("a", ["la casa"])], {"a": "casa"}, language="en")
+    assert (s["exact_match"], s["f1"]) == (0.0, pytest.approx(200 / 3))
+
+
+def test_kit_evaluate_scores_the_papers_way_on_request(tiny, tmp_path):
+    """--protocol paper: the file's first 200 questions, English normalisation, one best span; the default: all."""
+    import json, subprocess, sys
+    from pathlib import Path
+    from conftest import tiny_squad
+    data = tiny_squad()
+    paragraphs = data["data"][0]["paragraphs"]
+    data["data"][0]["paragraphs"] = [{"context": p["context"], "qas": [{**q, "id": f"{q['id']}-{k}"} for q in p["qas"]]}
+                                     for k in range(26) for p in paragraphs]          # 208 questions
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(data, ensure_ascii=False))
+    root = Path(__file__).resolve().parents[1]
+    runs = {}
+    for protocol in ("kit", "paper"):
+        r = subprocess.run([sys.executable, "-m", "kit", "evaluate", "--model", str(tiny[4]), "--data", str(path),
+                            "--max-length", "64", "--stride", "16", "--protocol", protocol],
+                           capture_output=True, text=True, cwd=root)
+        assert r.returncode == 0, r.stderr
+        runs[protocol] = json.loads(r.stdout.strip().splitlines()[-1])
+    assert runs["kit"]["n"] == 208 and "protocol" not in runs["kit"]
+    assert runs["paper"]["n"] == 200 and runs["paper"]["protocol"] == "paper"

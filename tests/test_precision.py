@@ -49,7 +49,7 @@ def test_bf16_supported_asks_the_device_models_run_on(monkeypatch):
     assert bf16_supported() is True                          # a GPU that computes bf16 natively
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert bf16_supported() is False                         # a T4 emulates it: not "fast"
-    cpu_answer = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    cpu_answer = kit.precision.native_cpu_bf16()
     assert bf16_supported("cpu") is cpu_answer               # a CPU model on a GPU machine: the CPU's answer
     monkeypatch.setenv("KIT_DEVICE", "cpu")                  # pinned to the CPU on a GPU machine
     assert bf16_supported() is cpu_answer
@@ -107,3 +107,16 @@ def test_bf16_copy_is_close_to_fp32_or_refused_where_emulated(monkeypatch):
         to_bf16(model)
     with pytest.raises(RuntimeError, match="no native bfloat16"):
         with_precision(model, "bf16")
+
+
+def test_native_cpu_bf16_reads_the_cpus_own_flags(monkeypatch):
+    """AVX-512 without AVX512-BF16 emulates bf16 (oneDNN's probe says yes there too): only the bf16 instructions
+    count, AVX512-BF16 or AMX; without a flags list the probe is the fallback."""
+    avx512 = {"sse2", "avx2", "avx512f", "avx512bw", "avx512_vnni"}
+    for flags, native in ((avx512, False), (avx512 | {"avx512_bf16"}, True), (avx512 | {"amx_bf16", "amx_tile"}, True)):
+        monkeypatch.setattr(kit.precision, "cpu_flags", lambda f=flags: f)
+        assert kit.precision.native_cpu_bf16() is native, flags
+        assert bf16_supported("cpu") is native
+    monkeypatch.setattr(kit.precision, "cpu_flags", set)
+    probe = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert kit.precision.native_cpu_bf16() is probe

@@ -97,11 +97,14 @@ RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish student5 
 --epochs 2 --batch-size 16 --lr 2e-4 --warmup 0.1 --save-every 25 --freeze-word-embeddings --mixed-precision bf16 \
 --threads 2"
 RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training copy student5_int8
-# a 4-layer student: student5 without its last layer (--teacher student5 --teacher-layers 0,1,2,3, i.e. the
+# a 4-layer student: student5 without its last layer (--init-from student5 --teacher-layers 0,1,2,3, i.e. the
 # teacher's layers 0,3,6,9 as student5 trained them; of the five ways to drop one layer, this one moved student5's
-# logits least from the saved teacher's on 320 training windows), then 4 more epochs of the same two terms
+# logits least from the saved teacher's on 320 training windows), then 4 more epochs of the same two terms. Its
+# teacher is the bf16 teacher, whose saved outputs the logit term reads (--teacher names it, and the kit checks the
+# file's digest of its weights); student5 is only where its layers come from. (It was trained before --init-from
+# existed, as --teacher runs/es-local-bf16/student5: the same run; student4.params.json keeps both commands.)
 RUNS=runs/es-local-bf16 RESULTS=results/es-local/bf16-training publish student4 student "python -m kit distill \
---teacher runs/es-local-bf16/student5 --teacher-outputs $OUTPUTS $DATA \
+--teacher runs/es-local-bf16/teacher --init-from runs/es-local-bf16/student5 --teacher-outputs $OUTPUTS $DATA \
 --unlabelled \"\$KIT_SQUAD_ES_LOCAL/train-v2.0.json\" --out runs/es-local-bf16/student4 --layers 4 \
 --init teacher_layers --teacher-layers 0,1,2,3 --layer-map copied --attention-weight 0 --hidden-weight 0 \
 --epochs 4 --batch-size 16 --lr 1e-4 --warmup 0.1 --save-every 25 --freeze-word-embeddings --mixed-precision bf16 \
