@@ -14,6 +14,8 @@
     python -m kit colab-cells          # the notebooks' Colab setup cell and badges, from kit/colab.py
 
 `train` and `distill` take every kit.train.TrainConfig field as an option, with the config's defaults (kit.cli).
+Every default under runs/ is under $KIT_RUNS instead where it is set (kit.results.run_dir), read when the command
+runs: a long run can live outside the checkout, and resumes there.
 Bad input ends with a one-paragraph message naming the file, the place and the fix, and exit
 code 2, and so does a missing optional package (kit.optional: the message names it and the pip command);
 `--debug` shows the Python traceback instead.
@@ -132,6 +134,8 @@ def cmd_bench(args):
         torch.set_num_threads(args.threads)
     if args.train_step:
         return _train_step(args)
+    if args.gemm_limit:
+        return _gemm_limit(args)
     run_bench(models=args.model or (), paper_pair=args.paper_pair, summaries=args.summary or (),
               models_dir=args.models_dir or run_dir(args.profile), depths=args.depths or (), int8=args.int8,
               bf16=args.bf16, data=args.data, batch_sizes=args.batch_sizes, seq_lens=args.seq_lens,
@@ -147,6 +151,32 @@ def _train_step(args):
     report = update_bench(args.micro_batch, args.grad_accum, (args.seq_lens or [384])[0], args.updates,
                           teacher_outputs=args.teacher_outputs, mixed_precision=args.mixed_precision)
     out = Path(args.out or run_dir(args.profile) / "train_step.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+
+
+def _gemm_limit(args):
+    """kit bench --gemm-limit: the integer GEMM's own speed-up on each --model's linear shapes (kit.int8.gemm_limit)."""
+    import torch
+    from .int8 import gemm_limit
+    from .models import load_qa_model
+    from .precision import cpu_description
+    from .results import run_dir
+    if not args.model:
+        raise ValueError("--gemm-limit times the linear layers of a model: give --model DIR (repeat for several).")
+    cpu = cpu_description()
+    tokens = (args.seq_lens or [384])[0]
+    report = {"cpu": cpu, "threads": torch.get_num_threads(), "tokens": tokens, "rounds": args.rounds, "models": {}}
+    print(f"int8 GEMM against fp32 on {cpu['model'] or 'this CPU'} ({', '.join(cpu['instruction_sets'])}), "
+          f"{report['threads']} threads, {tokens} tokens, median of {args.rounds} rounds:")
+    for model_dir in args.model:
+        rows = gemm_limit(load_qa_model(model_dir), tokens, rounds=args.rounds)
+        report["models"][str(model_dir)] = rows
+        for r in rows:
+            print(f"  {model_dir}: {r['shape']:>22s} x{r['layers']:<3d} fp32 {r['fp32_ms']:8.3f} ms  "
+                  f"int8 GEMM {r['int8_gemm_ms']:8.3f} ms  {r['speedup']:.2f}x")
+    out = Path(args.out or run_dir(args.profile) / "gemm_limit.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
@@ -221,7 +251,8 @@ def _parser_bench(sub):
                    "student shapes, random weights, with their measured speed-up and FLOPs ratio")
     p.add_argument("--summary", nargs="+", metavar="FILE", help="also every entry of these summary.json files, "
                    "its base model in its precision, from --models-dir; writes each entry's latency_ms back")
-    p.add_argument("--models-dir", help="where the --summary entries' models are (default: runs/<profile>)")
+    p.add_argument("--models-dir", help="where the --summary entries' models are (default: <runs root>/<profile>, "
+                   "the runs root being $KIT_RUNS or runs)")
     p.add_argument("--depths", type=int, nargs="+", metavar="N", help="also each --model's shape with N layers "
                    "(random weights: speed depends on the shape), for the speed-up a student of that depth gets")
     p.add_argument("--int8", action="store_true", help="also int8 weights and activations (kit.int8; CPU)")
@@ -235,10 +266,13 @@ def _parser_bench(sub):
     p.add_argument("--warmup", type=int, default=1, help="untimed passes of a model before its turn is timed")
     p.add_argument("--repeats", type=int, default=1, help="timed passes of a model in each round")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--gemm-limit", action="store_true", help="instead: the int8 GEMM alone against fp32 on each --model's "
+                   "linear shapes at the first --seq-lens (default 384) tokens, the limit of int8's end-to-end "
+                   "speed-up on this CPU (kit.int8.gemm_limit; writes <runs root>/<profile>/gemm_limit.json)")
     g = p.add_argument_group("training updates (--paper-pair --train-step; kit.update_bench)")
     g.add_argument("--train-step", action="store_true", help="time paper-shaped distillation updates on this device "
                    "instead: seconds per update, peak GPU memory, and the ETA of the paper and paper-colab profiles "
-                   "(writes runs/<profile>/train_step.json)")
+                   "(writes <runs root>/<profile>/train_step.json)")
     g.add_argument("--micro-batch", type=int, default=16, help="windows per micro-batch (the profiles: 16)")
     g.add_argument("--grad-accum", type=int, default=2, help="micro-batches per update (the profiles: 2)")
     g.add_argument("--updates", type=int, default=10, help="timed updates, after 2 untimed ones")
@@ -246,7 +280,8 @@ def _parser_bench(sub):
                    help="what the teacher computes: only what the layer map reads, or every map and state; both "
                         "(mapped all) are timed in turns, with their ratio")
     g.add_argument("--mixed-precision", default="auto", help="auto (fp16 on CUDA), no, fp16 or bf16")
-    p.add_argument("--profile", default="demo", help="writes runs/<profile>/benchmark.json")
+    p.add_argument("--profile", default="demo", help="writes <runs root>/<profile>/benchmark.json "
+                   "(the runs root: $KIT_RUNS, or runs)")
     p.add_argument("--out", help="another place for the JSON")
     p.set_defaults(func=cmd_bench)
 
@@ -334,7 +369,7 @@ def _parser_inference(sub):
 def _parser_notebooks(sub):
     p = sub.add_parser("run", help="execute a notebook headless (papermill); unknown parameters are refused")
     p.add_argument("notebook")
-    p.add_argument("--profile", default="demo", help="results under runs/<profile>/")
+    p.add_argument("--profile", default="demo", help="results under <runs root>/<profile>/ ($KIT_RUNS, or runs)")
     p.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter (repeatable)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("reproduce", help="run notebooks 01-05 in order for a profile (kit/profiles.py); resumes")

@@ -188,10 +188,42 @@ def _stderr_silenced():
 def where_time_goes(model, batch: dict, repeats: int = 3) -> dict:
     """Milliseconds per forward spent in the embeddings, the attention blocks, the feed-forward blocks and
     the QA head of a BERT-family model, from torch.profiler (each part's modules are labelled with
-    record_function); `other` is the rest (masks, pooling of outputs, Python)."""
-    import re
+    record_function); `other` is the rest (masks, pooling of outputs, Python). In an int8 model (kit.int8) also
+    what its Int8Linear layers spend in each step, inside the attention and feed-forward blocks' time:
+    `int8_quantise`, `int8_gemm` and `int8_dequantise`."""
     from torch.profiler import ProfilerActivity, profile, record_function
+    from .int8 import Int8Linear
     model.eval()
+    handles = _label_parts(model)
+    int8_layers = [m for m in model.modules() if isinstance(m, Int8Linear)]
+    try:
+        model(**batch)   # warm-up
+        for m in int8_layers:
+            m.label_steps = True
+        with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(repeats):
+                with record_function("kit::forward"):
+                    model(**batch)
+    finally:
+        for h in handles:
+            h.remove()
+        for m in int8_layers:
+            m.label_steps = False
+    totals = {e.key: e.cpu_time_total / 1000 / repeats for e in prof.key_averages() if e.key.startswith("kit::")}
+    parts = {p: round(totals.get(f"kit::{p}", 0.0), 3) for p in PARTS}
+    parts["other"] = round(totals["kit::forward"] - sum(parts.values()), 3)
+    if int8_layers:
+        parts.update({step: round(totals.get(f"kit::{step}", 0.0), 3) for step in INT8_STEPS})
+    return parts
+
+
+INT8_STEPS = ("int8_quantise", "int8_gemm", "int8_dequantise")
+
+
+def _label_parts(model) -> list:
+    """Forward hooks that open a record_function range named after each module's part (PARTS) and close it."""
+    import re
+    from torch.profiler import record_function
     handles, open_ranges = [], {}
     for name, module in model.named_modules():
         part = next((p for p, pattern in PARTS.items() if re.search(pattern, name)), None)
@@ -203,19 +235,7 @@ def where_time_goes(model, batch: dict, repeats: int = 3) -> dict:
         def post(mod, args, output):
             open_ranges.pop(id(mod)).__exit__(None, None, None)
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
-    try:
-        model(**batch)   # warm-up
-        with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(repeats):
-                with record_function("kit::forward"):
-                    model(**batch)
-    finally:
-        for h in handles:
-            h.remove()
-    totals = {e.key: e.cpu_time_total / 1000 / repeats for e in prof.key_averages() if e.key.startswith("kit::")}
-    parts = {p: round(totals.get(f"kit::{p}", 0.0), 3) for p in PARTS}
-    parts["other"] = round(totals["kit::forward"] - sum(parts.values()), 3)
-    return parts
+    return handles
 
 
 # `python -m kit bench`: collect every model and variant first, then time them together, one interleaved run
@@ -342,13 +362,18 @@ def _record_latencies(items: list[dict]) -> None:
             record(file, e)
 
 
-def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir="runs/demo", depths=(), int8=False,
+def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir=None, depths=(), int8=False,
               bf16=False, data=None, batch_sizes=(1, 8), seq_lens=None, rounds: int = 20, warmup: int = 1,
-              repeats: int = 1, out="runs/demo/benchmark.json") -> dict:
+              repeats: int = 1, out=None) -> dict:
     """What `python -m kit bench` does: collect the models (see _collect) and their variants, time them all
     in interleaved rounds (one run per shape, the median and p90 of `rounds * repeats` timed runs each), score
-    them on `data` if given, add the latencies to the --summary files, and write the report to `out`."""
+    them on `data` if given, add the latencies to the --summary files, and write the report to `out`.
+    models_dir and out default to the demo profile's folder, <runs root>/demo (kit.results.run_dir: $KIT_RUNS
+    moves it), found when called."""
     import platform
+    from .results import run_dir
+    models_dir = run_dir("demo") if models_dir is None else models_dir
+    out = run_dir("demo") / "benchmark.json" if out is None else out
     given, seq_lens = seq_lens is not None, list(seq_lens or [384])
     if summaries:   # a summary's latency_ms is at batch 1 (CONTRACTS.md)
         batch_sizes = sorted({1, *batch_sizes})

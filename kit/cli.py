@@ -13,8 +13,21 @@ import dataclasses
 
 
 def option(default, help: str):
-    """A config field with the help text its command-line flag shows."""
+    """A config field with the help text its command-line flag shows. A callable `default` is called each time a
+    default is needed (a dataclass default_factory): a path under the runs root, which $KIT_RUNS moves
+    (kit.results.run_dir), is found when the config or the parser is made, not when the module is imported."""
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+def default(field):
+    """A dataclass field's default now: its value, or what its factory gives."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
 
 
 # the annotations are strings (`from __future__ import annotations` in the config modules)
@@ -36,9 +49,9 @@ def add_options(parser, cls, skip=(), names: dict | None = None, title: str | No
         if kind is None:
             raise TypeError(f"{cls.__name__}.{f.name}: a {f.type} field has no command-line form; skip it")
         if kind is bool:
-            group.add_argument(flag, dest=f.name, default=f.default, action=argparse.BooleanOptionalAction, help=text)
+            group.add_argument(flag, dest=f.name, default=default(f), action=argparse.BooleanOptionalAction, help=text)
         else:
-            group.add_argument(flag, dest=f.name, default=f.default, type=kind, metavar=f.name.upper(),
+            group.add_argument(flag, dest=f.name, default=default(f), type=kind, metavar=f.name.upper(),
                                help=f"{text} (default: %(default)s)" if text else "(default: %(default)s)")
     return group
 
@@ -50,11 +63,13 @@ def options(args, cls, skip=()) -> dict:
 
 def flags(obj, skip=(), names: dict | None = None) -> list[str]:
     """The command-line words that give a dataclass instance's non-default values back (the inverse of
-    `options`): a recorded run's command that reruns it."""
+    `options`): a recorded run's command that reruns it. A field whose default is made when needed (a path under
+    the runs root, kit.results.run_dir) is always written: the command names the folder this run used, not the one
+    $KIT_RUNS would give where it is rerun."""
     words = []
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if f.name in skip or value == f.default:
+        if f.name in skip or value == f.default:   # MISSING for a made default: always written
             continue
         flag = _flag(f, names or {})
         words += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]

@@ -23,10 +23,10 @@ from pathlib import Path
 REPO = "https://github.com/es-qa-distill/es-qa-distill-kit"
 REVISION = "main"
 
-SETUP_CELL = f'''# Setup (kit/colab.py writes this cell, the same in every notebook; run it as often as you like).
-# On Colab: clone the kit at a fixed revision, install it without touching Colab's torch, keep runs/ in Google Drive.
-# Elsewhere: only move to the repository root, so that paths like data/train.json work from any starting folder.
-import os, subprocess, sys
+SETUP_CELL = f'''# Setup (kit/colab.py writes this cell, the same in every notebook; run it as often as you like). On Colab:
+# clone the kit at a fixed revision, install it with its colab extra (papermill, ...: what the notebooks and `kit
+# reproduce` need) without touching Colab's torch, keep runs/ in Google Drive. Elsewhere: move to the repository root.
+import os, pathlib, subprocess, sys
 REPO, REVISION = "{REPO}", "{REVISION}"
 drive_folder = "es-qa-distill-runs"  # @param {{type:"string"}}  a Google Drive folder for runs/ ("": the runtime's disk)
 if "google.colab" in sys.modules:
@@ -37,9 +37,7 @@ if "google.colab" in sys.modules:
     os.chdir(home)
     if not os.path.exists(".colab-installed"):
         import torch  # Colab's CUDA build: the constraint below keeps pip from replacing it
-        with open(".colab-keep-torch.txt", "w") as f:
-            f.write(f"torch=={{torch.__version__}}\\n")
-        # the kit and what its notebooks and `kit reproduce` need (pyproject.toml's colab extra: papermill, ...)
+        pathlib.Path(".colab-keep-torch.txt").write_text(f"torch=={{torch.__version__}}\\n")
         subprocess.run(["pip", "install", "-q", "-e", ".[colab]", "-c", ".colab-keep-torch.txt"], check=True)
         open(".colab-installed", "w").close()
     if drive_folder:

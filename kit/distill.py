@@ -293,3 +293,31 @@ def compare_arithmetics(teacher, student, batch, *, pad_to: int, projection_stat
              "padded / masked": values["padded"][k] / values["masked"][k],
              "gradient share, masked": shares["masked"][k], "gradient share, padded": shares["padded"][k]}
             for k in values["masked"]]
+
+
+# ----------------------------------------------------------------------------- what a stage trained (notebook 02)
+def part_of(name: str) -> str:
+    """The part of a BERT-like QA model that a parameter's name belongs to: "embeddings", "QA head", "layer <i>"
+    (0-based) or "other"."""
+    if "embeddings" in name:
+        return "embeddings"
+    if "qa_outputs" in name:
+        return "QA head"
+    return "layer " + name.split("layer.")[1].split(".")[0] if "layer." in name else "other"
+
+
+def changed_by_part(model, reference: dict) -> dict[str, tuple[int, int]]:
+    """{part: (tensors that differ from `reference`, tensors)} over `model`'s named parameters, parts in sorted order
+    (`part_of`); `reference` maps the same names to tensors (e.g. the student saved after stage 1)."""
+    counts = {}
+    for name, p in model.named_parameters():
+        changed, total = counts.get(part_of(name), (0, 0))
+        differs = not torch.equal(p.detach().cpu(), reference[name].detach().cpu())
+        counts[part_of(name)] = (changed + differs, total + 1)
+    return dict(sorted(counts.items()))
+
+
+def loss_gap(log: list[dict], weights: "DistillWeights", terms) -> float:
+    """The largest |loss − Σ weight·term| over a log's training lines, the sum over `terms` only: about 0 when the
+    logged loss is exactly those terms (a stage of distill(stages="two") trains with its own half of the terms)."""
+    return max(abs(e["loss"] - sum(getattr(weights, t) * e[t] for t in terms)) for e in log if e["kind"] == "train")

@@ -134,14 +134,15 @@ def collate(feats: Features, indices, pad_id: int, with_labels: bool = True) -> 
     return batch
 
 
-def postprocess(examples: list[Example], feats: Features, start_logits, end_logits, n_best: int = 20,
-                max_answer_length: int = 30, version_2: bool = False, null_threshold: float = 0.0
-                ) -> dict[str, str]:
-    """Logits of every window → one answer text per question id ("" = no answer, v2 only)."""
+def span_and_null_scores(examples: list[Example], feats: Features, start_logits, end_logits, n_best: int = 20,
+                         max_answer_length: int = 30) -> list[tuple[str, float, float]]:
+    """(best span's text, its score s[i] + e[j], the null score s[0] + e[0]) per example: the best span over all of
+    its windows, among the n_best starts × n_best ends of each; the null score is the lowest over its windows (the
+    window that most believes an answer is there). "" and -inf where no window has a valid span."""
     by_example: dict[int, list[int]] = {}
     for f_i, ex_i in enumerate(feats.example_index):
         by_example.setdefault(ex_i, []).append(f_i)
-    predictions = {}
+    scores = []
     for ex_i, ex in enumerate(examples):
         best_text, best_score, null_score = "", float("-inf"), float("inf")
         for f_i in by_example.get(ex_i, []):
@@ -159,7 +160,33 @@ def postprocess(examples: list[Example], feats: Features, start_logits, end_logi
                     if score > best_score:
                         best_score = score
                         best_text = ex.context[offsets[si][0]:offsets[ei][1]]
-        if version_2 and null_score - best_score > null_threshold:
-            best_text = ""
-        predictions[ex.id] = best_text
-    return predictions
+        scores.append((best_text, best_score, null_score))
+    return scores
+
+
+def postprocess(examples: list[Example], feats: Features, start_logits, end_logits, n_best: int = 20,
+                max_answer_length: int = 30, version_2: bool = False, null_threshold: float = 0.0
+                ) -> dict[str, str]:
+    """Logits of every window → one answer text per question id ("" = no answer, v2 only: when the null score
+    beats the best span's by more than null_threshold)."""
+    scores = span_and_null_scores(examples, feats, start_logits, end_logits, n_best, max_answer_length)
+    return {ex.id: "" if version_2 and null - best > null_threshold else text
+            for ex, (text, best, null) in zip(examples, scores)}
+
+
+def window_scores(example: Example, feats: Features, start_logits, end_logits, n_best: int = 20,
+                  max_answer_length: int = 30) -> list[dict]:
+    """What `postprocess` weighs, window by window, for one question: `feats` are the windows of `example` alone
+    (make_features([example], ...)). Per window: the characters of the context it covers, its no-answer score
+    s[0] + e[0], its best span (text) and that span's score s[i] + e[j] ("" and -inf when it has none). The
+    question's answer is the best span over the rows (the first on a tie) unless the lowest no-answer score beats
+    it by more than the null threshold, exactly as `postprocess` decides."""
+    rows = []
+    for w, offsets in enumerate(feats.offsets):
+        context = [o for o in offsets if o is not None]
+        one = Features([feats.input_ids[w]], [0], [offsets], [0], [0])
+        text, span, null = span_and_null_scores([example], one, [start_logits[w]], [end_logits[w]], n_best,
+                                                max_answer_length)[0]
+        rows.append({"window": w, "context chars": (context[0][0], context[-1][1]) if context else None,
+                     "no-answer s[0]+e[0]": null, "best span": text, "span score": span})
+    return rows

@@ -50,13 +50,41 @@ class Int8Linear(torch.nn.Module):
         bias = linear.bias.detach().float().clone() if linear.bias is not None else torch.zeros(self.out_features)
         self.register_buffer("bias", bias)
 
+    # kit.bench.where_time_goes sets this while it profiles: each step then runs in a range of its own
+    # (record_function), so the profile shows what int8 costs (quantise, dequantise) beside what it saves (GEMM)
+    label_steps = False
+
+    def quantise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tokens, in) fp32 -> int8 with one scale per token: (x_q, x_max), x ~ x_q * x_max / 127."""
+        x_max = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)   # a token of zeros stays zeros
+        return (x * (127 / x_max)).round_().to(torch.int8), x_max      # |x| <= x_max, so no clamp is needed
+
+    def gemm(self, x_q: torch.Tensor) -> torch.Tensor:
+        """int8 (tokens, in) @ int8 (in, out) -> int32, exact."""
+        return int8_matmul(x_q, self.weight_t)
+
+    def dequantise(self, y: torch.Tensor, x_max: torch.Tensor) -> torch.Tensor:
+        """int32 -> fp32: times each token's and each output channel's scale, plus the bias."""
+        return y.float().mul_(x_max / 127).mul_(self.w_scale).add_(self.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        x_max = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)   # a token of zeros stays zeros
-        xq = (x * (127 / x_max)).round_().to(torch.int8)                # |x| <= x_max, so no clamp is needed
-        y = int8_matmul(xq, self.weight_t).float().mul_(x_max / 127).mul_(self.w_scale).add_(self.bias)
+        if self.label_steps:
+            y = self._labelled(x)
+        else:
+            x_q, x_max = self.quantise(x)
+            y = self.dequantise(self.gemm(x_q), x_max)
         return y.reshape(*shape[:-1], self.out_features)
+
+    def _labelled(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.profiler import record_function
+        with record_function("kit::int8_quantise"):
+            x_q, x_max = self.quantise(x)
+        with record_function("kit::int8_gemm"):
+            y = self.gemm(x_q)
+        with record_function("kit::int8_dequantise"):
+            return self.dequantise(y, x_max)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 weights and activations"
@@ -84,3 +112,43 @@ def quantize_int8(model, which: str = "all"):
         holder = model.get_submodule(parent)
         setattr(holder, child, Int8Linear(getattr(holder, child)))
     return model
+
+
+def _time_pair(fp32, int8, rounds: int) -> tuple[float, float]:
+    """Median milliseconds of two calls, timed in turns (one of each per round, after one untimed call each)."""
+    import statistics
+    import time
+    fp32(), int8()
+    times = ([], [])
+    for _ in range(rounds):
+        for i, call in enumerate((fp32, int8)):
+            t0 = time.perf_counter()
+            call()
+            times[i].append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+@torch.no_grad()
+def gemm_limit(model, tokens: int, rounds: int = 20, seed: int = 0) -> list[dict]:
+    """The most int8 can save in `model`'s linear layers on this CPU: for each (in, out) shape of the layers that
+    quantize_int8 turns into Int8Linear, the fp32 product of a (tokens, in) input by the weight against the integer
+    GEMM alone (int8_matmul, no quantising or scaling), timed in turns; then a row "all linears" weighing each shape
+    by how many layers have it. Its `speedup` is the limit an end-to-end int8 speed-up is held to."""
+    torch.manual_seed(seed)
+    shapes: dict[tuple[int, int], int] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and not name.endswith(QA_HEAD):
+            shapes[(m.in_features, m.out_features)] = shapes.get((m.in_features, m.out_features), 0) + 1
+    rows = []
+    for (n_in, n_out), count in shapes.items():
+        x, w = torch.randn(tokens, n_in), torch.randn(n_out, n_in)
+        x_q, w_t = torch.randint(-127, 128, (tokens, n_in), dtype=torch.int8), torch.randint(
+            -127, 128, (n_in, n_out), dtype=torch.int8)
+        fp32_ms, int8_ms = _time_pair(lambda: torch.nn.functional.linear(x, w), lambda: int8_matmul(x_q, w_t), rounds)
+        rows.append({"shape": f"{tokens}x{n_in} @ {n_in}x{n_out}", "layers": count, "fp32_ms": fp32_ms,
+                     "int8_gemm_ms": int8_ms, "speedup": fp32_ms / int8_ms})
+    fp32_all = sum(r["layers"] * r["fp32_ms"] for r in rows)
+    int8_all = sum(r["layers"] * r["int8_gemm_ms"] for r in rows)
+    rows.append({"shape": "all linears", "layers": sum(shapes.values()), "fp32_ms": fp32_all,
+                 "int8_gemm_ms": int8_all, "speedup": fp32_all / int8_all})
+    return rows

@@ -43,7 +43,7 @@ NOTEBOOKS = ("01_teacher_finetuning", "02_dense_distillation", "03_multitask_tra
 # The es-local data: SQuAD-es (github.com/ccasimiro88/TranslateAlignRetrieve, CC BY 4.0), its dev "small" files
 # (SQuAD-es-v1.1/dev-v1.1-es_small.json, SQuAD-es-v2.0/dev-v2.0-es_small.json) split by article: train-v1.1.json and
 # train-v2.0.json hold the 35 articles both have, test-v1.1.json the 13 v1.1 articles that v2.0 lacks. One folder
-# holds the three; this environment variable names it (README.md, "Results on real data", says how to make it).
+# holds the three; this environment variable names it (docs/real-data-results.md, "The data", says how to make it).
 SQUAD_ES_LOCAL = "KIT_SQUAD_ES_LOCAL"
 SQUAD_ES_LOCAL_DEFAULT = "../shared/data/squad-es"
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import flags, option
+from .results import run_dir
 
 RECIPE_FILE = "recipe.json"
 MODES, LAYER_MAPS, NORMALISATIONS = ("distill", "baseline"), ("uniform", "copied", "last_k"), ("masked", "padded")
@@ -41,7 +42,8 @@ SKIP, NAMES = ("resume", "out_dir"), {"num_threads": "--threads"}
 
 @dataclass
 class Recipe:
-    teacher: str = option("runs/demo/teacher", "the saved teacher (a model directory with its tokenizer)")
+    teacher: str = option(lambda: str(run_dir("demo") / "teacher"), "the saved teacher (a model directory with its "
+                          "tokenizer; the default is under $KIT_RUNS where it is set, kit.results.run_dir)")
     train: str = option("data/train.json", "SQuAD-format training file (FILE.json#articles=:31 takes some articles)")
     unlabelled: str = option("", "SQuAD-format file whose questions are added as windows without labels: they learn "
                                  "from the teacher's logits alone (Features.without_labels)")
@@ -154,8 +156,15 @@ def train_recipe(recipe: Recipe, cfg, command: str = "") -> list[dict]:
     return log
 
 
+# the models a recipe names: recorded in the run's identity as kit.results.portable writes them (runs/<rest> for
+# a folder under $KIT_RUNS), so that a run continues after its runs folder moved
+MODEL_PATHS = ("teacher", "init_from", "from_model")
+
+
 def _inputs(recipe: Recipe) -> dict:
-    return {k: v for k, v in dataclasses.asdict(recipe).items() if k not in NOT_INPUTS}
+    from .results import portable
+    return {k: portable(v) if k in MODEL_PATHS else v for k, v in dataclasses.asdict(recipe).items()
+            if k not in NOT_INPUTS}
 
 
 def check_resume(recipe: Recipe, cfg, command: str = ""):

@@ -1,35 +1,16 @@
 """`runs/<profile>/summary.json`: one entry per trained model, each notebook adding its own (runs/ moves with
-$KIT_RUNS, see `runs_root`)."""
+$KIT_RUNS, see kit.runs)."""
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
+
+# re-exported: notebooks and commands reach runs/ as kit.results.run_dir
+from .runs import PROFILE_NAME, RUNS_ROOT, portable, run_dir, runs_root  # noqa: F401
 
 ROLES = {"teacher", "student", "baseline", "ablation", "multitask", "single_task", "int8"}
 REQUIRED = ("name", "role", "params", "non_embedding_params", "dataset", "exact_match", "f1")
-
-
-PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-RUNS_ROOT = "KIT_RUNS"   # the environment variable that moves runs/ (e.g. into a Google Drive folder on Colab)
-
-
-def runs_root() -> Path:
-    """Where every profile's results go: runs/ in the repository, or the folder $KIT_RUNS names (the Colab setup
-    cell sets it to a Drive folder, so that a disconnected runtime loses nothing and every notebook, each in
-    its own runtime, finds what the earlier ones wrote)."""
-    return Path(os.environ.get(RUNS_ROOT) or "runs")
-
-
-def run_dir(profile: str) -> Path:
-    """<runs root>/<profile>/, refusing a name that would write elsewhere ("../x", "/tmp/x", "a/b")."""
-    if not PROFILE_NAME.fullmatch(profile) or ".." in profile:
-        raise ValueError(f"profile {profile!r}: use letters, digits, '_', '-' and '.', so that results stay "
-                         f"under runs/ (or ${RUNS_ROOT}).")
-    return runs_root() / profile
 
 
 def read_summary(path) -> list[dict]:
@@ -139,7 +120,7 @@ def paper_comparison(entries: list[dict], benchmark: dict | None = None, student
     return [{"quantity": q, "paper": round(p, 2), "this run": None if r is None else round(r, 2)} for q, p, r in rows]
 
 
-README_MARKERS = ("<!-- results:es-local -->", "<!-- /results:es-local -->")
+RESULTS_MARKERS = ("<!-- results:es-local -->", "<!-- /results:es-local -->")
 FAST_MARKERS = ("<!-- results:es-local-bf16-teacher -->", "<!-- /results:es-local-bf16-teacher -->")
 
 
@@ -161,13 +142,16 @@ def _replace_block(text: str, markers: tuple[str, str], body: str) -> str:
     return f"{head}{begin}\n{body}{end}{tail}"
 
 
-def update_readme(readme="README.md", summary_path="results/es-local/summary.json",
+RESULTS_PAGE = "docs/real-data-results.md"   # the docs page that holds the es-local results table
+
+
+def update_results_page(page=RESULTS_PAGE, summary_path="results/es-local/summary.json",
                   others_path="results/es-local/bf16.json",
                   fast_path="results/es-local/bf16-training/summary.json") -> bool:
-    """Rewrite the README's table and speed/accuracy points between README_MARKERS from `summary_path` (and
+    """Rewrite the results page's table and speed/accuracy points between RESULTS_MARKERS from `summary_path` (and
     the bf16 copies in `others_path`, when it exists), and between FAST_MARKERS the bf16-trained teacher's own
     summary (`fast_path`: its students, timed against it in one run) beside the paper's point; True if it changed."""
-    path = Path(readme)
+    path = Path(page)
     text = path.read_text(encoding="utf-8")
     others = others_path if Path(others_path).exists() else None
     entries = read_summary(summary_path)
@@ -176,7 +160,7 @@ def update_readme(readme="README.md", summary_path="results/es-local/summary.jso
     if others:
         body += (f"\nCounting the bf16 copies too ({Path(others).name}, timed in the same run):\n"
                  f"{points_text(speed_accuracy_points(entries + read_summary(others)))}\n")
-    new = _replace_block(text, README_MARKERS, body)
+    new = _replace_block(text, RESULTS_MARKERS, body)
     if FAST_MARKERS[0] in new and Path(fast_path).exists():
         fast = read_summary(fast_path)
         new = _replace_block(new, FAST_MARKERS, f"{results_table(fast_path)}\n\nAgainst the paper:\n"
@@ -186,5 +170,25 @@ def update_readme(readme="README.md", summary_path="results/es-local/summary.jso
     return new != text
 
 
-if __name__ == "__main__":   # python -m kit.results: refresh the README's results table
-    print("README.md updated" if update_readme() else "README.md already current")
+def timed_on(benchmark: dict | None) -> str:
+    """Where the timings of a benchmark.json (notebook 04's or `kit bench`'s) were measured, in words: the CPU's
+    model and the instruction sets that decide int8 and bf16 speed (its `cpu`, kit.precision.cpu_description), or,
+    in a file written before the kit recorded them, its `machine` line and whether the CPU has native bf16; a run
+    on a GPU names the device first."""
+    if not benchmark:
+        return "no benchmark.json (notebook 04 writes it)"
+    cpu = benchmark.get("cpu") or {}
+    if cpu.get("model"):
+        where = f"{cpu['model']} ({', '.join(cpu.get('instruction_sets') or []) or 'no AVX2, AVX-512 or AMX'})"
+    else:
+        bf16 = benchmark.get("cpu_native_bf16")
+        where = (benchmark.get("machine") or "a machine") + ("" if bf16 is None else
+                                                              f", {'with' if bf16 else 'without'} native bf16")
+        where += ": its CPU model is not recorded"
+    device = str(benchmark.get("device", "cpu"))
+    return where if device.startswith("cpu") else f"{device} (CPU: {where})"
+
+
+if __name__ == "__main__":   # python -m kit.results: refresh the results page's table
+    print(f"{RESULTS_PAGE} updated" if update_results_page() else f"{RESULTS_PAGE} already current")
+

@@ -12,11 +12,12 @@ training windows (`len(features)`): one pass over them for the teacher's arm (an
 a small share (`round_passes`). So both arms take about the same number of updates; validation F1 is measured after
 every round (`validate`). The run's test F1 is that of its best round by validation F1 (`best_round`; the model
 kit.train.train keeps in its out_dir), so a run that starts to overfit its few labelled windows is read at its peak,
-the way one would choose the checkpoint to deploy. Whether it had converged: `status` (see `convergence`). Each
-run's row goes to `<out_dir>/sweep.json`.
+the way one would choose the checkpoint to deploy. Whether it had converged: `status` (see `convergence`). A run
+still rising after `rounds` rounds is trained again from the same start with twice the rounds, up to `max_rounds`
+(`until_flat`): each run is trained until it is flat, or to the cap. Each run's row goes to `<out_dir>/sweep.json`.
 
     rows = label_sweep(teacher, features, cfg, "runs/demo", fractions=[0.05, 1.0], seeds=[0, 1, 2], layers=3,
-                       rounds=4, pad_id=tok.pad_token_id, evaluate=score, validate=score_validation)
+                       rounds=3, max_rounds=6, pad_id=tok.pad_token_id, evaluate=score, validate=score_validation)
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from .device import device
 from .distill import distill
 from .features import split_by_question
 from .layermap import LayerMap
@@ -77,15 +79,51 @@ def convergence(log: list[dict], flat: float = FLAT) -> dict:
     return {"validation_f1": f1, "last_change": change, "best_round": best, "status": status}
 
 
+def until_flat(train_rounds, rounds: int, max_rounds: int, flat: float = FLAT) -> tuple[list[dict], list[int]]:
+    """Train a run until it is flat: train_rounds(r) trains the run for r rounds and returns its log. While the run
+    is still rising (`convergence`), it is trained again, from the same start, with twice the rounds, never more than
+    max_rounds (the cap); a run that peaked or flattened stops. Returns the last try's log and the rounds of every try:
+    [3] for a run that settled in 3 rounds, [3, 6] for one still rising after 3 (with max_rounds 6 or more)."""
+    tried = [rounds]
+    log = train_rounds(rounds)
+    while convergence(log, flat)["status"] == "still rising" and tried[-1] < max_rounds:
+        tried.append(min(max_rounds, 2 * tried[-1]))
+        log = train_rounds(tried[-1])
+    return log, tried
+
+
+def run_folder(name: str, rounds: int, first_rounds: int) -> str:
+    """A try's folder: the first try keeps the run's name (sweep_name); a longer one adds its rounds
+    (student_5pct_6rounds)."""
+    return name if rounds == first_rounds else f"{name}_{rounds}rounds"
+
+
+def train_arm(teacher, windows, cfg: TrainConfig, *, arm: str, seed: int, layers: int, copied: list[int],
+              pad_id: int, validate, save_extra, **distill_options) -> list[dict]:
+    """One try of one run: a fresh student, seeded so that both arms and every try start from the same weights, trained
+    on `windows` for cfg.epochs rounds (with the teacher: kit.distill.distill; without: the task loss alone)."""
+    torch.manual_seed(seed)   # both arms start from the same weights
+    model = build_student(teacher, num_hidden_layers=layers, init="teacher_layers", teacher_layers=copied)
+    if arm == "with teacher":
+        return distill(teacher, model, windows, cfg, pad_id=pad_id, layer_map=LayerMap.copied(copied),
+                       evaluate=validate, save_extra=save_extra, **distill_options)
+    model.set_attn_implementation("sdpa")   # no maps needed without a teacher
+    return train(model, windows, cfg, pad_id=pad_id, evaluate=validate, save_extra=save_extra)
+
+
 def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seeds, layers: int, rounds: int,
-                pad_id: int, evaluate, validate, on_run=None, save_extra=None, **distill_options) -> list[dict]:
+                pad_id: int, evaluate, validate, max_rounds: int = 0, on_run=None, save_extra=None,
+                **distill_options) -> list[dict]:
     """Train and score both arms for every (share, seed); return one row per run, also written to
     out_dir/sweep.json.
 
+    Each run trains `rounds` rounds and, while still rising, again with more, up to max_rounds (`until_flat`; 0: no
+    more than `rounds`); its row is the last try's ("rounds", "updates", its validation F1 by round).
     evaluate(model) -> test metrics with "f1", scored once, on the run's best round by validation F1 (reloaded from
     its out_dir); validate(model) -> validation metrics with "f1", after every round. on_run(arm, fraction, seed,
-    name, model, metrics) is called after each run with that model (notebook 02 records the smallest share's
-    first-seed pair in its summary). distill_options go to kit.distill.distill (weights, temperature, attention)."""
+    name, model, metrics, rounds) is called after each run with that model, its folder's name and its rounds
+    (notebook 02 records the smallest share's first-seed pair in its summary). distill_options go to
+    kit.distill.distill (weights, temperature, attention)."""
     copied = sweep_layers_for(teacher, layers)
     rows = []
     for fraction in fractions:
@@ -96,26 +134,82 @@ def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seed
             for arm in ARMS:
                 passes = round_passes(len(data[arm]), len(features))
                 windows = data[arm].select(list(range(len(data[arm]))) * passes)   # one round: `passes` passes
-                torch.manual_seed(seed)   # both arms start from the same weights
-                model = build_student(teacher, num_hidden_layers=layers, init="teacher_layers", teacher_layers=copied)
                 name = sweep_name(arm, fraction, seed, seeds[0])
-                arm_cfg = cfg.replace(out_dir=str(Path(out_dir) / name), epochs=rounds, max_updates=0, seed=seed,
-                                      save_every=0, progress_every=-1)   # many short runs: no ETA lines
-                if arm == "with teacher":
-                    log = distill(teacher, model, windows, arm_cfg, pad_id=pad_id, layer_map=LayerMap.copied(copied),
-                                  evaluate=validate, save_extra=save_extra, **distill_options)
-                else:
-                    model.set_attn_implementation("sdpa")   # no maps needed without a teacher
-                    log = train(model, windows, arm_cfg, pad_id=pad_id, evaluate=validate, save_extra=save_extra)
+                arm_cfg = lambda r: cfg.replace(out_dir=str(Path(out_dir) / run_folder(name, r, rounds)), epochs=r,
+                                                max_updates=0, seed=seed, save_every=0, progress_every=-1)   # quiet
+                log, tried = until_flat(
+                    lambda r: train_arm(teacher, windows, arm_cfg(r), arm=arm, seed=seed, layers=layers, copied=copied,
+                                        pad_id=pad_id, validate=validate, save_extra=save_extra, **distill_options),
+                    rounds, max(rounds, max_rounds))
                 # train() kept the best round by validation F1 in the run's folder: read the run there
-                model = load_qa_model(arm_cfg.out_dir, attn_implementation="sdpa").to(next(model.parameters()).device)
+                run_cfg = arm_cfg(tried[-1])
+                model = load_qa_model(run_cfg.out_dir, attn_implementation="sdpa").to(device())   # where it trained
                 metrics = evaluate(model)
                 rows.append({"labelled share": fraction, "seed": seed, "arm": arm, "f1": round(metrics["f1"], 2),
                              "labelled questions": len({features.example_index[k] for k in labelled}),
-                             "windows": len(data[arm]), "passes": passes * rounds,
-                             "updates": planned_updates(windows, arm_cfg)[1], **convergence(log)})
+                             "windows": len(data[arm]), "rounds": tried[-1], "passes": passes * tried[-1],
+                             "updates": planned_updates(windows, run_cfg)[1], **convergence(log)})
                 if on_run is not None:
-                    on_run(arm, fraction, seed, name, model, metrics)
+                    on_run(arm, fraction, seed, run_folder(name, tried[-1], rounds), model, metrics, tried[-1])
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
     return rows
+
+
+# ----------------------------------------------------------------------------- reading a sweep (notebook 02)
+def share_summary(rows: list[dict]) -> dict[float, dict]:
+    """Per labelled share (ascending): each arm's mean test F1 over seeds, the teacher's gain (the difference of the
+    means) and the largest spread over seeds (max − min of one arm's F1, the larger of the two arms)."""
+    f1 = {}
+    for r in rows:
+        f1.setdefault(r["labelled share"], {}).setdefault(r["arm"], []).append(r["f1"])
+    out = {}
+    for share in sorted(f1):
+        mean = {arm: sum(v) / len(v) for arm, v in f1[share].items()}
+        out[share] = {"F1 with teacher (mean)": mean["with teacher"], "F1 without (mean)": mean["without teacher"],
+                      "gain from the teacher": mean["with teacher"] - mean["without teacher"],
+                      "largest spread over seeds": max(max(v) - min(v) for v in f1[share].values())}
+    return out
+
+
+def convergence_report(rows: list[dict], rounds: int, max_rounds: int, flat: float = FLAT) -> str:
+    """One paragraph on how the sweep's runs ended: how many were trained longer than `rounds` (`until_flat`), and
+    how many peaked, flattened or were still rising (at the cap of max_rounds)."""
+    count = lambda status: sum(r["status"] == status for r in rows)
+    where = lambda r: f"{r['arm']} at {100 * r['labelled share']:g}%, seed {r['seed']}"
+    longer = [r for r in rows if r["rounds"] > rounds]
+    rising = [r for r in rows if r["status"] == "still rising"]
+    text = (f"Convergence of {len(rows)} runs of {rounds} rounds, each still rising one trained again with twice the "
+            f"rounds, up to {max(rounds, max_rounds)}: {len(longer)} trained longer"
+            + "".join(f"{'; ' if i else ' ('}{where(r)}: {r['rounds']} rounds" for i, r in enumerate(longer))
+            + (")" if longer else "") + f". In the end {count('peaked')} peaked (best round before the last: read "
+            f"at it), {count('flat')} flat (last round their best, by less than {flat:g} F1), {len(rising)} still "
+            "rising. ")
+    if not rising:
+        return text + "Every run had peaked or flattened."
+    return (text + "Still rising at the cap, so their test F1 is a lower bound (raise sweep_max_rounds to see where "
+            "they settle): " + ", ".join(f"{where(r)} ({r['last_change']:+.1f} in its last round)"
+                                         for r in rising) + ".")
+
+
+def gain_report(rows: list[dict]) -> list[str]:
+    """The lines notebook 02 prints under the sweep's table: the teacher's gain at the smallest and the largest
+    share, whether each share's gain is larger than the spread over seeds, and whether each arm rises with the share."""
+    summary, seeds = share_summary(rows), {r["seed"] for r in rows}
+    shares, low = sorted(summary), min(summary)
+    gain = {s: v["gain from the teacher"] for s, v in summary.items()}
+    spread = {s: v["largest spread over seeds"] for s, v in summary.items()}
+    n_low = max(r["labelled questions"] for r in rows if r["labelled share"] == low)
+    lines = [f"With {100 * low:g}% of the labels ({n_low} labelled questions) the teacher adds {gain[low]:+.1f} F1 "
+             f"(spread over seeds at most {spread[low]:.1f}); with all of them, {gain[max(shares)]:+.1f}."]
+    for s in shares:
+        lines.append(f"  {100 * s:g}% of the labels: the teacher's gain {gain[s]:+.1f} is " + (
+            "measured with one seed (no spread to judge it by)" if len(seeds) < 2 else
+            ("larger than" if abs(gain[s]) > spread[s] else "within")
+            + f" the largest spread over seeds ({spread[s]:.1f})"))
+    for arm, key in (("with teacher", "F1 with teacher (mean)"), ("without teacher", "F1 without (mean)")):
+        m = [summary[s][key] for s in shares]
+        lines.append(f"{arm}: F1 " + " → ".join(f"{v:.1f}" for v in m) + " as the labelled share grows: " + (
+            "rises at every step (monotone)." if all(b - a > 0 for a, b in zip(m, m[1:])) else
+            "does not rise at every step: see the spread over seeds and the last rounds' changes above."))
+    return lines

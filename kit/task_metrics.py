@@ -53,17 +53,68 @@ def balanced_accuracy(predicted: list, gold: list) -> float:
     return sum(recall) / len(recall)
 
 
+def answerability_counts(predicted: list[bool], gold: list[bool]) -> dict:
+    """Per question, predicted and gold answerability (True = answerable) → `accuracy` (%), `balanced_accuracy`
+    (0-1), `says_yes` (% called answerable) and the confusion counts: `answerable→yes` (answerable, called
+    answerable), `answerable→no`, `unanswerable→yes`, `unanswerable→no`."""
+    pairs = list(zip(predicted, gold))
+    counts = {f"{'answerable' if g else 'unanswerable'}→{'yes' if p else 'no'}": sum(pair == (p, g) for pair in pairs)
+              for g in (True, False) for p in (True, False)}
+    return {"accuracy": 100.0 * sum(p == g for p, g in pairs) / len(pairs),
+            "balanced_accuracy": balanced_accuracy(predicted, gold), "says_yes": 100.0 * sum(predicted) / len(pairs),
+            **counts}
+
+
+def gold_answerable(examples: list[Example]) -> list[bool]:
+    """Per question: does it have an answer (not v2's is_impossible, and a gold answer left)?"""
+    return [not ex.is_impossible and bool(ex.answers) for ex in examples]
+
+
 def answerability_report(model, task: str, feats: LabelledWindows, examples: list[Example], pad_id: int) -> dict:
-    """Per question (answerable when any window says so): `accuracy` (%), `balanced_accuracy` (0-1), `says_yes` (%
-    of questions called answerable), and what always answering the majority class scores (`majority_accuracy` %,
-    its balanced accuracy is 0.5)."""
+    """The dedicated head, per question (answerable when any window says so): `answerability_counts`, and what
+    always answering the majority class scores (`majority_accuracy` %, its balanced accuracy is 0.5)."""
     scores = [float(p[1] - p[0]) for p in head_predictions(model, task, feats, pad_id)]
     predicted = question_answerable(feats, scores, len(examples))
-    gold = [not ex.is_impossible and bool(ex.answers) for ex in examples]
+    gold = gold_answerable(examples)
     share_yes = sum(gold) / len(gold)
-    return {"accuracy": 100.0 * sum(p == g for p, g in zip(predicted, gold)) / len(examples),
-            "balanced_accuracy": balanced_accuracy(predicted, gold), "says_yes": 100.0 * sum(predicted) / len(predicted),
-            "majority_accuracy": 100.0 * max(share_yes, 1 - share_yes)}
+    return {**answerability_counts(predicted, gold), "majority_accuracy": 100.0 * max(share_yes, 1 - share_yes)}
+
+
+def null_margins(qa_model, tokenizer, examples: list[Example], max_length: int = 384, stride: int = 128) -> list[float]:
+    """Per question, the QA head's null score minus its best span's score (kit.features.span_and_null_scores):
+    the larger, the surer the head is that the question has no answer. postprocess answers "" above its
+    null_threshold (0 by default); +inf where no window has a valid span."""
+    from .features import make_features, span_and_null_scores
+    from .inference import fit_window, window_logits
+    max_length, stride = fit_window(qa_model, max_length, stride)
+    feats = make_features(examples, tokenizer, max_length, stride)
+    start, end = window_logits(qa_model, feats, tokenizer.pad_token_id)
+    return [null - best for _, best, null in span_and_null_scores(examples, feats, start, end)]
+
+
+def null_rule(margins: list[float], threshold: float) -> list[bool]:
+    """Answerable unless the null score beats the best span by more than `threshold` (postprocess's rule)."""
+    return [m <= threshold for m in margins]
+
+
+def choose_null_threshold(margins: list[float], answerable: list[bool]) -> float:
+    """The threshold with the highest balanced accuracy of `null_rule` on these questions: call it on validation
+    questions, never the test ones. Candidates lie halfway between neighbouring margins (and below the lowest,
+    above the highest); on a tie, the candidate nearest 0, postprocess's default."""
+    finite = sorted({m for m in margins if abs(m) != float("inf")})
+    if not finite or len(set(answerable)) < 2:
+        raise ValueError("choosing a null threshold needs finite margins and both answerable and unanswerable "
+                         "questions: give a validation file with v2 (is_impossible) questions")
+    candidates = [finite[0] - 1.0] + [(a + b) / 2 for a, b in zip(finite, finite[1:])] + [finite[-1] + 1.0]
+    return max(candidates, key=lambda t: (balanced_accuracy(null_rule(margins, t), answerable), -abs(t)))
+
+
+def null_rule_answerability(validation_margins: list[float], validation_gold: list[bool],
+                            test_margins: list[float], test_gold: list[bool]) -> dict:
+    """Answerability from the QA head alone: the threshold chosen on validation (`choose_null_threshold`), then
+    `answerability_counts` on the test questions, with the `threshold`."""
+    threshold = choose_null_threshold(validation_margins, validation_gold)
+    return {"threshold": threshold, **answerability_counts(null_rule(test_margins, threshold), test_gold)}
 
 
 def answerability_accuracy(model, task: str, feats: LabelledWindows, examples: list[Example], pad_id: int) -> float:
@@ -107,6 +158,7 @@ def make_evaluator(tasks: list[Task], examples: dict[str, list[Example]], tokeni
                 report = answerability_report(model, t.name, windows[t.name], examples[t.name], pad)
                 out[key], out[f"{t.name}/balanced_accuracy"] = report["accuracy"], report["balanced_accuracy"]
                 out[f"{t.name}/says_yes"] = report["says_yes"]
+                out.update({f"{t.name}/{k}": v for k, v in report.items() if "→" in k})   # the confusion counts
             elif t.metric == "accuracy":
                 out[key] = sequence_accuracy(model, t.name, windows[t.name], pad)
             else:

@@ -43,6 +43,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .checkpoint import Checkpointer, run_identity
 from .cli import option
+from .runs import run_dir
 from .device import device
 from .features import Features, collate
 from .losses import task_ce
@@ -57,7 +58,7 @@ TENSORBOARD = "tensorboard"   # out_dir/tensorboard/: the TensorBoard events of 
 
 @dataclass
 class TrainConfig:
-    out_dir: str = option("runs/demo/model", "where the best model, its log and checkpoint-last go")
+    out_dir: str = option(lambda: str(run_dir("demo") / "model"), "where the best model, its log and checkpoint-last go")
     epochs: float = option(3, "passes over the training windows; may be fractional (0.5) for quick checks")
     max_updates: int = option(0, "stop after this many optimiser steps (0: epochs decide): equal budgets")
     batch_size: int = option(32, "windows per process and per accumulation step (micro-batch)")

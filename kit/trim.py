@@ -150,3 +150,14 @@ def with_rows_for(model, tokenizer, source_weight, source_tokenizer, texts, out_
 def size_on_disk_mb(model_dir) -> float:
     """Megabytes of weights in a saved model directory."""
     return sum(p.stat().st_size for p in Path(model_dir).glob("*.safetensors")) / 2**20
+
+
+def size_row(name: str, model, tokenizer) -> dict:
+    """One row of a table of model sizes (notebook 01, section 3): the tokenizer's distinct vocabulary entries, the
+    rows of the input embedding table (a checkpoint may pad it past the vocabulary), the layers, the parameters
+    (kit.models.count_params) and the megabytes of the state as saved (kit.bench.state_size_mb: fp32 here)."""
+    from .bench import state_size_mb
+    from .models import count_params
+    return {"model": name, "vocabulary entries": len(tokenizer),
+            "embedding rows": model.get_input_embeddings().weight.shape[0],
+            "layers": model.config.num_hidden_layers, **count_params(model), "MB (fp32)": state_size_mb(model)}

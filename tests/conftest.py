@@ -87,7 +87,7 @@ def on_the_cpu_outside_the_cuda_tier(request, monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The CUDA tier (`pytest -m gpu`, README): tests marked `gpu` are skipped where torch sees no CUDA GPU."""
+    """The CUDA tier (`pytest -m gpu`, docs/colab-and-gpus.md): tests marked `gpu` are skipped where torch sees no CUDA GPU."""
     import torch
     if torch.cuda.is_available():
         return

@@ -121,3 +121,28 @@ def test_the_teacher_computes_only_what_the_layer_map_reads_and_the_loss_is_the_
     assert [h is not None for h in out.hidden_states] in ([True, False, True, False, True], [True] * 5)
     with pytest.raises(ValueError, match="teacher_outputs 'some': choose 'mapped'"):
         DistillLoss(teacher, student, layer_map, teacher_outputs="some")
+
+
+def test_changed_by_part_counts_the_tensors_each_part_changed():
+    from types import SimpleNamespace
+    from kit.distill import changed_by_part, part_of
+    names = ["roberta.embeddings.word_embeddings.weight", "roberta.encoder.layer.0.attention.self.query.weight",
+             "roberta.encoder.layer.0.output.dense.bias", "roberta.encoder.layer.1.output.dense.bias",
+             "qa_outputs.weight", "pooler.dense.weight"]
+    assert [part_of(n) for n in names] == ["embeddings", "layer 0", "layer 0", "layer 1", "QA head", "other"]
+    before = {n: torch.zeros(2) for n in names}
+    after = {n: torch.zeros(2) if n.endswith("query.weight") or n.startswith("pooler") else torch.ones(2)
+             for n in names}
+    model = SimpleNamespace(named_parameters=lambda: iter(after.items()))
+    assert changed_by_part(model, before) == {"QA head": (1, 1), "embeddings": (1, 1), "layer 0": (1, 2),
+                                              "layer 1": (1, 1), "other": (0, 1)}   # sorted, as printed
+
+
+def test_loss_gap_is_the_largest_distance_of_the_loss_from_its_terms():
+    from kit.distill import DistillWeights, loss_gap
+    w = DistillWeights(task=1.0, logits=2.0, attention=1.0, hidden=1.0)
+    log = [{"kind": "train", "loss": 5.0, "task": 1.0, "logits": 2.0, "attention": 9.0},
+           {"kind": "eval", "f1": 50.0},
+           {"kind": "train", "loss": 3.5, "task": 1.0, "logits": 1.0, "attention": 9.0}]
+    assert loss_gap(log, w, ("task", "logits")) == 0.5       # 5 = 1 + 2·2 exactly; 3.5 against 1 + 2·1 = 3
+    assert loss_gap(log, w, ("task", "logits", "attention")) == 9.0   # |5 − 14| and |3.5 − 12|: the larger

@@ -158,3 +158,26 @@ def test_one_best_span_as_the_papers_evaluation():
     assert postprocess([ex], feats, [start], [end]) == {"x": "Sevilla"}
     end[5] = 3.0                       # now the top end is Sevilla's: both find it
     assert postprocess([ex], feats, [start], [end], n_best=1) == {"x": "Sevilla"}
+
+
+def test_window_scores_are_what_postprocess_decides_on_by_hand():
+    from kit.features import window_scores
+    ctx = "Ana nació en Sevilla en 1954."
+    # two windows of one question: "Ana nació en" and "en Sevilla en 1954" (tokens 0-1: CLS and the question)
+    off0 = [None, None, (0, 3), (4, 9), (10, 12), None]
+    off1 = [None, None, (10, 12), (13, 20), (21, 23), (24, 28), None]
+    feats = Features([[0] * 6, [0] * 7], [0, 0], [off0, off1], [0, 0], [0, 0])
+    ex = Example("x", "t", "q", ctx, [{"text": "Sevilla", "answer_start": 13}])
+    start = [torch.tensor([1.0, 9.0, 2.0, -1.0, -1.0, 9.0]), torch.tensor([0.5, 0.0, -1.0, 4.0, -1.0, -1.0, 0.0])]
+    end = [torch.tensor([1.0, 9.0, -1.0, 3.0, -1.0, 9.0]), torch.tensor([0.0, 0.0, -1.0, 3.5, -1.0, -1.0, 0.0])]
+    rows = window_scores(ex, feats, start, end)
+    assert rows == [   # question and special tokens (9.0) never make a span
+        {"window": 0, "context chars": (0, 12), "no-answer s[0]+e[0]": 2.0, "best span": "Ana nació", "span score": 5.0},
+        {"window": 1, "context chars": (10, 28), "no-answer s[0]+e[0]": 0.5, "best span": "Sevilla", "span score": 7.5}]
+    best, null = max(rows, key=lambda r: r["span score"]), min(r["no-answer s[0]+e[0]"] for r in rows)
+    for threshold in (0.0, -6.9, -7.1, -8.0):   # null - best = 0.5 - 7.5 = -7.0
+        by_hand = "" if null - best["span score"] > threshold else best["best span"]
+        assert by_hand == ("Sevilla" if threshold >= -7.0 else "")
+        assert postprocess([ex], feats, start, end, version_2=True, null_threshold=threshold) == {"x": by_hand}
+    # a shorter max_answer_length or n_best changes the rows as it changes postprocess
+    assert [r["best span"] for r in window_scores(ex, feats, start, end, n_best=1)] == ["", "Sevilla"]

@@ -79,3 +79,57 @@ def test_int8_refuses_a_bad_choice_and_a_gpu_model(monkeypatch):
     monkeypatch.setattr(torch.nn.Sequential, "parameters", lambda self: iter([fake]))
     with pytest.raises(ValueError, match="makes a CPU model and this one is on meta"):
         quantize_int8(model)
+
+
+def _tiny_int8_pair():
+    cfg = qa_config("roberta", vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=48, max_length=40)
+    torch.manual_seed(0)
+    model = build_qa_model(cfg, "sdpa").eval()
+    return model, quantize_int8(model)
+
+
+def test_the_labelled_steps_give_the_same_output_and_are_switched_off_after_profiling():
+    from kit.bench import INT8_STEPS, random_batch, where_time_goes
+    model, fast = _tiny_int8_pair()
+    batch = random_batch(60, 1, 24)
+    layer = next(m for m in fast.modules() if isinstance(m, Int8Linear))
+    x = torch.randn(3, 32)
+    plain = layer(x)
+    layer.label_steps = True
+    assert torch.equal(layer(x), plain)     # the ranges only label the same three steps
+    layer.label_steps = False
+    parts = where_time_goes(fast, batch, repeats=1)
+    assert set(INT8_STEPS) <= set(parts) and all(parts[s] > 0 for s in INT8_STEPS)
+    # the steps run inside the attention and feed-forward blocks: they cannot take longer than those
+    assert sum(parts[s] for s in INT8_STEPS) <= parts["attention"] + parts["feed_forward"]
+    assert not any(m.label_steps for m in fast.modules() if isinstance(m, Int8Linear))
+    assert not set(INT8_STEPS) & set(where_time_goes(model, batch, repeats=1))   # fp32: no int8 steps
+
+
+def test_gemm_limit_times_each_linear_shape_once_and_weighs_them_by_their_layers():
+    from kit.int8 import gemm_limit
+    model, _ = _tiny_int8_pair()
+    rows = gemm_limit(model, tokens=16, rounds=2)
+    by_shape = {r["shape"]: r for r in rows}
+    # per layer: query, key, value, attention output (32 -> 32), intermediate (32 -> 48), output (48 -> 32); the
+    # QA head stays fp32 in quantize_int8, so it is not counted
+    assert {s: r["layers"] for s, r in by_shape.items()} == {
+        "16x32 @ 32x32": 8, "16x32 @ 32x48": 2, "16x48 @ 48x32": 2, "all linears": 12}
+    total = by_shape.pop("all linears")
+    assert total["fp32_ms"] == pytest.approx(sum(r["layers"] * r["fp32_ms"] for r in by_shape.values()))
+    assert total["int8_gemm_ms"] == pytest.approx(sum(r["layers"] * r["int8_gemm_ms"] for r in by_shape.values()))
+    assert all(r["speedup"] == pytest.approx(r["fp32_ms"] / r["int8_gemm_ms"]) for r in rows)
+
+
+def test_kit_bench_gemm_limit_prints_and_writes_each_shape(tmp_path, capsys):
+    import json
+    from kit.__main__ import main
+    model, _ = _tiny_int8_pair()
+    model.save_pretrained(tmp_path / "m")
+    main(["bench", "--gemm-limit", "--model", str(tmp_path / "m"), "--seq-lens", "16", "--rounds", "2",
+          "--out", str(tmp_path / "gemm.json")])
+    out = capsys.readouterr().out
+    assert "16 tokens, median of 2 rounds" in out and "all linears" in out
+    report = json.loads((tmp_path / "gemm.json").read_text())
+    assert [r["layers"] for r in report["models"][str(tmp_path / "m")]] == [8, 2, 2, 12]

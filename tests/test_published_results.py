@@ -26,7 +26,7 @@ def test_both_scorers_give_the_published_numbers():
     from kit.profiles import squad_es_local
     test = Path(squad_es_local()) / "test-v1.1.json"
     if not test.exists():
-        pytest.skip(f"{test} not available: set KIT_SQUAD_ES_LOCAL (README.md, Results on real data)")
+        pytest.skip(f"{test} not available: set KIT_SQUAD_ES_LOCAL (docs/real-data-results.md, The data)")
     examples, _ = load_squad(test)
     raw = json.loads(test.read_text(encoding="utf-8"))
     for path, entry in zip(*entries()):

@@ -228,9 +228,11 @@ def test_a_bad_value_is_refused_on_the_command_line_before_any_notebook_runs(tmp
 
 # ----------------------------------------------------------------------------- 6, 7. a clean smoke run, one restorer
 def test_make_test_removes_the_previous_smoke_run_before_the_tests():
+    # the smoke run's folder is under the runs root: runs/, or the folder $KIT_RUNS names
     r = subprocess.run(["make", "-n", "test"], capture_output=True, text=True, cwd=ROOT)
-    lines = [l for l in r.stdout.splitlines() if "rm -rf runs/smoke" in l or "pytest" in l]
-    assert r.returncode == 0 and len(lines) == 2 and "rm -rf runs/smoke" in lines[0] and "pytest" in lines[1]
+    removes = 'rm -rf "${KIT_RUNS:-runs}/smoke"'
+    lines = [l for l in r.stdout.splitlines() if removes in l or "pytest" in l]
+    assert r.returncode == 0 and len(lines) == 2 and removes in lines[0] and "pytest" in lines[1]
 
 
 class FakeAccelerator:

@@ -50,3 +50,17 @@ def test_every_notebook_says_what_it_needs_and_how_long_and_ends_with_exercises(
         f"{path.name}: the first cell says what the notebook needs and how long it takes (CPU measured, GPU estimated)"
     last = [c for c in cells if c["cell_type"] == "markdown"][-1]
     assert "your turn" in "".join(last["source"]).lower(), f"{path.name}: the last text cell holds the exercises"
+
+
+MAX_CELL_LINES = 25
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_code_cell_fits_on_a_screen(path):
+    """A reader follows a cell of at most 25 lines; the `parameters` cell is exempt (one line per parameter)."""
+    cells = json.loads(path.read_text())["cells"]
+    long = [(i, len("".join(c["source"]).splitlines())) for i, c in enumerate(cells) if c["cell_type"] == "code"
+            and "parameters" not in c.get("metadata", {}).get("tags", [])
+            and len("".join(c["source"]).splitlines()) > MAX_CELL_LINES]
+    assert not long, (f"{path.name}: code cells over {MAX_CELL_LINES} lines (cell index, lines): {long}; move what is "
+                      f"longer into a kit function the cell calls, or split it in two with a sentence between")

