@@ -4,6 +4,7 @@
     python -m kit evaluate --model runs/demo/teacher --data data/test.json     # last line: one JSON object
     python -m kit train    --model DIR_OR_HUB_ID --train train.json --out runs/x/teacher --epochs 3
     python -m kit distill  --teacher runs/demo/teacher --train train.json --out runs/x/student --layers 3
+    python -m kit augment  --train train.json --out runs/x/augmented.json   # the same questions, rewritten contexts
     python -m kit teacher-outputs --teacher runs/x/teacher --train train.json --out runs/x/teacher_outputs.safetensors
     python -m kit distill  --teacher runs/x/teacher --teacher-outputs runs/x/teacher_outputs.safetensors \
                            --attention-weight 0 --hidden-weight 0 --train train.json --out runs/x/student_logits
@@ -330,6 +331,26 @@ def _parser_teacher_outputs(sub):
     p.set_defaults(func=cmd_teacher_outputs)
 
 
+def cmd_augment(args):
+    from .augment import write_augmented
+    out, _ = write_augmented(args.train, args.out, [w.strip() for w in args.ways.split(",") if w.strip()],
+                             args.copies, args.seed)
+    print(json.dumps({"out": str(out)}))
+
+
+def _parser_augment(sub):
+    from .augment import WAYS
+    p = sub.add_parser("augment", help="rewrite the training contexts around their questions (sentences reordered "
+                       "or dropped, another paragraph of the article) for the teacher to label (kit.augment)")
+    p.add_argument("--train", required=True, help="the SQuAD-format training file")
+    p.add_argument("--out", required=True, help="the SQuAD v2.0 file to write; pass it to kit teacher-outputs and "
+                   "kit distill as --unlabelled")
+    p.add_argument("--ways", default=",".join(WAYS), help="comma-separated, among %(default)s (default: all)")
+    p.add_argument("--copies", type=int, default=1, help="rewrites of each question per way (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_augment)
+
+
 def _parser_distill(sub):
     from .recipes import distill_arguments
     p = sub.add_parser("distill", help="train a student from a saved teacher by a recipe (kit.recipes); "
@@ -399,8 +420,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kit", description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_parser_inference, _parser_train, _parser_distill, _parser_teacher_outputs, _parser_publish, _parser_bench,
-                _parser_export, _parser_notebooks, _parser_setup):
+    for add in (_parser_inference, _parser_train, _parser_distill, _parser_teacher_outputs, _parser_augment,
+                _parser_publish, _parser_bench, _parser_export, _parser_notebooks, _parser_setup):
         add(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
