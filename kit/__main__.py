@@ -141,7 +141,7 @@ def cmd_bench(args):
               models_dir=args.models_dir or run_dir(args.profile), depths=args.depths or (), int8=args.int8,
               bf16=args.bf16, data=args.data, batch_sizes=args.batch_sizes, seq_lens=args.seq_lens,
               rounds=args.rounds, warmup=args.warmup, repeats=args.repeats,
-              out=args.out or run_dir(args.profile) / "benchmark.json")
+              out=args.out or run_dir(args.profile) / "benchmark.json", compile=args.compile)
 
 
 def _train_step(args):
@@ -259,6 +259,9 @@ def _parser_bench(sub):
     p.add_argument("--int8", action="store_true", help="also int8 weights and activations (kit.int8; CPU)")
     p.add_argument("--bf16", action="store_true", help="also bfloat16 (always on a GPU; on a CPU it needs "
                    "native bf16, AVX512-BF16 or AMX)")
+    p.add_argument("--compile", action="store_true", help="also every --model and --paper-pair variant through "
+                   "torch.compile (TorchInductor, CPU: it needs a C++ compiler, else none is timed and a warning says "
+                   "why); with --int8, prints int8's speed-up over fp32 eager and compiled (kit.bench.compiled)")
     p.add_argument("--data", help="also score every --model variant on this SQuAD-format file")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--seq-lens", type=int, nargs="+", default=None, help="window lengths (default: 384, or the "
@@ -302,11 +305,11 @@ def cmd_distill(args):
 
 def cmd_teacher_outputs(args):
     from .models import load_qa_model, load_tokenizer
-    from .teacher_outputs import describe, save_teacher_outputs, teacher_windows
+    from .teacher_outputs import describe, save_teacher_outputs, teacher_windows, unlabelled_files
     tok = load_tokenizer(args.teacher)
     feats = teacher_windows(args.train, tok, args.max_length, args.stride, args.unlabelled or "")
     teacher = load_qa_model(args.teacher, attn_implementation="sdpa")   # logits only: no attention maps
-    sources = " + ".join(Path(f).name for f in (args.train, args.unlabelled) if f)
+    sources = " + ".join(Path(f).name for f in [args.train, *unlabelled_files(args.unlabelled or "")])
     t0 = time.time()
     out = save_teacher_outputs(teacher, tok, feats, args.out, max_length=args.max_length, stride=args.stride,
                                teacher_name=args.teacher, sources=sources, precision=args.precision,
@@ -320,7 +323,8 @@ def _parser_teacher_outputs(sub):
                        "logits per window (fp16), for `kit distill --teacher-outputs` (kit.teacher_outputs)")
     p.add_argument("--teacher", required=True, help="the saved teacher (a model directory with its tokenizer)")
     p.add_argument("--train", required=True, help="the SQuAD-format file the students will train on (as kit distill)")
-    p.add_argument("--unlabelled", default="", help="as kit distill --unlabelled: its windows follow --train's")
+    p.add_argument("--unlabelled", default="", help="as kit distill --unlabelled (one file, or "
+                   "several separated by commas): their windows follow --train's, in that order")
     p.add_argument("--out", required=True, help="the file to write (.safetensors)")
     p.add_argument("--max-length", type=int, default=384, help="tokens per window, as the students' (default: "
                    "%(default)s)")

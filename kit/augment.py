@@ -1,8 +1,9 @@
 """Extra windows for the teacher to label, made from the training file itself: the same questions, new contexts.
 
     python -m kit augment --train train-v1.1.json --out augmented.json --ways reorder,drop,other
-    python -m kit teacher-outputs --teacher DIR --train train-v1.1.json --unlabelled augmented.json --out T.safetensors
-    python -m kit distill --teacher DIR --teacher-outputs T.safetensors --unlabelled augmented.json ...
+    python -m kit teacher-outputs --teacher DIR --train train-v1.1.json --unlabelled train-v2.0.json,augmented.json \
+        --out T.safetensors
+    python -m kit distill --teacher DIR --teacher-outputs T.safetensors --unlabelled train-v2.0.json,augmented.json ...
 
 Why. A small student learns more from its teacher when the teacher also labels data beyond the training set:
 TinyBERT's augmentation on small GLUE tasks, TextBrewer's 3-layer student on CMRC 2018 (F1 48.1 -> 79.3 with a

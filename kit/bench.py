@@ -247,8 +247,33 @@ def _item(key, name, variant, model, config, counts, seq_lens, tok=None, **extra
                 seq_lens=seq_lens, tok=tok, rows=[], **extra)
 
 
-def _variants(name, model, config, seq_lens, int8=False, bf16=False, tok=None) -> list[dict]:
-    """The fp32 model and the precisions asked for: bf16 (always on a GPU), int8 (CPU only)."""
+def compiled(model):
+    """`model` through torch.compile (TorchInductor), or None where this machine cannot compile (no C++ compiler,
+    a torch without Inductor): the reason is logged once and the eager model still runs.
+
+    Why a benchmark offers it. In eager PyTorch every small operation is its own pass over memory; around an int8
+    GEMM that is several (quantising each token, the int32 -> fp32 scaling, the bias), which spend much of what the
+    integer multiply saves (kit.int8.gemm_limit). Inductor fuses them with their neighbours (the LayerNorm or GELU
+    before, the residual after) into a few compiled loops; it fuses the fp32 model's elementwise work too, so the
+    fair comparison is compiled int8 against compiled fp32, both timed here. The first call compiles (seconds to a
+    minute per input shape): the benchmark's untimed warm-up call pays it."""
+    global _COMPILE_ERROR
+    if _COMPILE_ERROR is None:
+        try:   # compile something tiny first: a missing compiler shows here, not in the middle of the timing
+            torch.compile(lambda x: (x * 2).relu())(torch.ones(4))
+            _COMPILE_ERROR = ""
+        except Exception as e:   # Inductor raises many kinds (BackendCompilerFailed, CppCompileError, ...)
+            _COMPILE_ERROR = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
+            logging.warning("torch.compile does not work here (%s): no compiled variants are timed", _COMPILE_ERROR)
+    return None if _COMPILE_ERROR else torch.compile(model)
+
+
+_COMPILE_ERROR = None   # None: not tried yet; "": torch.compile works here; else why it does not
+
+
+def _variants(name, model, config, seq_lens, int8=False, bf16=False, tok=None, compile=False) -> list[dict]:
+    """The fp32 model and the precisions asked for: bf16 (always on a GPU), int8 (CPU only); with `compile`, each
+    of them again through torch.compile (variant "<precision>+compile", key "<name>[_<precision>]_compiled")."""
     from .models import count_params
     gpu = kit_device().type == "cuda"
     counts = count_params(model)   # int8 layers hold their weights as buffers, not Parameters: count the fp32 model
@@ -258,8 +283,14 @@ def _variants(name, model, config, seq_lens, int8=False, bf16=False, tok=None) -
                         INT8_ON_CPU, name)
     # bf16 when asked (refused where it would be emulated), and on a GPU that computes it natively (not a T4)
     precisions = ["fp32"] + ["bf16"] * (bf16 or (gpu and bf16_supported())) + ["int8"] * (int8 and not gpu)
-    return [_item(name if p == "fp32" else f"{name}_{p}", name, p, with_precision(model, p), config, counts,
-                  seq_lens, tok) for p in precisions]
+    items = [_item(name if p == "fp32" else f"{name}_{p}", name, p, with_precision(model, p), config, counts,
+                   seq_lens, tok) for p in precisions]
+    for it in list(items) if compile else []:
+        fast = compiled(it["model"])
+        if fast is not None:
+            items.append(_item(f"{it['key']}_compiled", name, f"{it['variant']}+compile", fast, config, counts,
+                               seq_lens, tok))
+    return items
 
 
 def _fit(seq_lens: list[int], config, source, given: bool) -> list[int]:
@@ -277,7 +308,8 @@ def _fit(seq_lens: list[int], config, source, given: bool) -> list[int]:
     return sorted({min(s, longest) for s in seq_lens})
 
 
-def _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_lens, given) -> list[dict]:
+def _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_lens, given,
+             compile=False) -> list[dict]:
     """Every model to time: the paper pair (random weights), each --model and its --depths copies (the same
     shape with fewer layers, random weights: speed depends on the shape, not the values), and each entry of
     the --summary files as it was scored (its `base` model in its `precision`)."""
@@ -288,15 +320,16 @@ def _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_
     if paper_pair:
         from .paper import paper_configs
         for name, cfg in zip(("paper_teacher", "paper_student"), paper_configs()):
-            items += _variants(name, build_qa_model(cfg, "sdpa"), cfg, seq_lens, int8, bf16)
+            items += _variants(name, build_qa_model(cfg, "sdpa"), cfg, seq_lens, int8, bf16, compile=compile)
     for path in models:
         model = load_qa_model(path, attn_implementation="sdpa")
         fitted = _fit(seq_lens, model.config, path, given)
-        items += _variants(Path(path).name, model, model.config, fitted, int8, bf16, load_tokenizer(path))
+        items += _variants(Path(path).name, model, model.config, fitted, int8, bf16, load_tokenizer(path), compile)
         for depth in depths:
             cfg = copy.deepcopy(model.config)
             cfg.num_hidden_layers = depth
-            items += _variants(f"{Path(path).name}_{depth}layers", build_qa_model(cfg, "sdpa"), cfg, fitted, int8, bf16)
+            items += _variants(f"{Path(path).name}_{depth}layers", build_qa_model(cfg, "sdpa"), cfg, fitted, int8, bf16,
+                               compile=compile)
     entries = [(file, e) for file in summaries for e in read_summary(file)]
     if kit_device().type == "cuda" and any(e.get("precision") == "int8" for _, e in entries):
         logging.warning("%s: the summaries' int8 entries are not timed on this GPU run (KIT_DEVICE=cpu times them)",
@@ -343,6 +376,26 @@ def _report_entry(it: dict, examples=None, data=None) -> dict:
     return entry
 
 
+def compiled_ratios(items: list[dict]) -> list[dict]:
+    """For each model and shape timed with --int8 --compile: int8's speed-up over fp32, eager and compiled, and what
+    compiling gives each, all from the same interleaved rounds (latency medians)."""
+    ms = {(it["name"], it["variant"]): {(r["batch_size"], r["seq_len"]): r["latency_ms"] for r in it["rows"]}
+          for it in items if "summary" not in it}
+    rows = []
+    for (name, variant), fp32 in ms.items():
+        need = [(name, v) for v in ("int8", "fp32+compile", "int8+compile")]
+        if variant != "fp32" or not all(k in ms for k in need):
+            continue
+        int8, fp32_c, int8_c = (ms[k] for k in need)
+        for shape, t in fp32.items():
+            rows.append({"model": name, "batch_size": shape[0], "seq_len": shape[1],
+                         "int8_vs_fp32_eager": round(t / int8[shape], 2),
+                         "int8_vs_fp32_compiled": round(fp32_c[shape] / int8_c[shape], 2),
+                         "compile_fp32": round(t / fp32_c[shape], 2), "compile_int8": round(int8[shape] / int8_c[shape], 2),
+                         "int8_compiled_vs_fp32_eager": round(t / int8_c[shape], 2)})
+    return rows
+
+
 def _record_latencies(items: list[dict]) -> None:
     """Each --summary entry gets `latency_ms` (batch 1, its longest window: CONTRACTS.md) and
     `latency_ms_batch<b>` for the other batch sizes, written back to its file in the file's order. The contract's
@@ -364,7 +417,7 @@ def _record_latencies(items: list[dict]) -> None:
 
 def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir=None, depths=(), int8=False,
               bf16=False, data=None, batch_sizes=(1, 8), seq_lens=None, rounds: int = 20, warmup: int = 1,
-              repeats: int = 1, out=None) -> dict:
+              repeats: int = 1, out=None, compile: bool = False) -> dict:
     """What `python -m kit bench` does: collect the models (see _collect) and their variants, time them all
     in interleaved rounds (one run per shape, the median and p90 of `rounds * repeats` timed runs each), score
     them on `data` if given, add the latencies to the --summary files, and write the report to `out`.
@@ -377,7 +430,7 @@ def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir=None
     given, seq_lens = seq_lens is not None, list(seq_lens or [384])
     if summaries:   # a summary's latency_ms is at batch 1 (CONTRACTS.md)
         batch_sizes = sorted({1, *batch_sizes})
-    items = _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_lens, given)
+    items = _collect(models, paper_pair, summaries, models_dir, depths, int8, bf16, seq_lens, given, compile)
     if not items:
         raise ValueError("nothing to time: give --paper-pair, --model DIR or --summary FILE.")
     _time_all(items, batch_sizes, rounds, warmup, repeats)
@@ -401,6 +454,10 @@ def run_bench(models=(), paper_pair: bool = False, summaries=(), models_dir=None
                       speedup_shape=[head["batch_size"], head["seq_len"]])
         for row in report["paper_pair"]:
             print(json.dumps({"paper_pair": row}))
+    if compile:
+        report["compiled"] = compiled_ratios(items)
+        for row in report["compiled"]:
+            print(json.dumps({"compiled": row}))
     _record_latencies(items)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(report, indent=1))

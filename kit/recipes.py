@@ -45,8 +45,8 @@ class Recipe:
     teacher: str = option(lambda: str(run_dir("demo") / "teacher"), "the saved teacher (a model directory with its "
                           "tokenizer; the default is under $KIT_RUNS where it is set, kit.results.run_dir)")
     train: str = option("data/train.json", "SQuAD-format training file (FILE.json#articles=:31 takes some articles)")
-    unlabelled: str = option("", "SQuAD-format file whose questions are added as windows without labels: they learn "
-                                 "from the teacher's logits alone (Features.without_labels)")
+    unlabelled: str = option("", "SQuAD-format file(s), comma-separated, whose questions are added as windows without "
+                                 "labels: they learn from the teacher's logits alone (Features.without_labels)")
     eval: str = option("", "validation file scored after each epoch, the best epoch kept ('' = keep the last; "
                            "never the test file)")
     max_length: int = option(384, "tokens per window")

@@ -53,24 +53,31 @@ def tokenizer_digest(tokenizer) -> str:
     return digest(sorted(tokenizer.get_vocab().items()))
 
 
+def unlabelled_files(unlabelled: str) -> list[str]:
+    """The files of an `unlabelled` option: one path, or several separated by commas, in the order given."""
+    return [f.strip() for f in unlabelled.split(",") if f.strip()]
+
+
 def teacher_windows(train: str, tokenizer, max_length: int, stride: int, unlabelled: str = ""):
     """The windows a recipe trains on (kit.recipes), also what `kit teacher-outputs` scores: the questions of
-    `train`, then those of `unlabelled` as windows without labels (Features.without_labels)."""
+    `train`, then those of each `unlabelled` file (comma-separated, in order) as windows without labels
+    (Features.without_labels). A question already read, with the same context, is left out and counted."""
     from .data import load_squad
     from .features import make_features
     examples, report = load_squad(train)
     print(report)
     feats = make_features(examples, tokenizer, max_length, stride)
     print(f"{len(examples)} questions -> {len(feats)} windows of at most {max_length} tokens")
-    if unlabelled:
-        extra, report = load_squad(unlabelled)
+    # a v2 file repeats its v1.1 twin's answerable questions: those are already labelled windows
+    seen = {(e.question, e.context) for e in examples}
+    for path in unlabelled_files(unlabelled):
+        extra, report = load_squad(path)
         print(report)
-        # a v2 file repeats its v1.1 twin's answerable questions: those are already labelled windows
-        seen = {(e.question, e.context) for e in examples}
         new = [e for e in extra if (e.question, e.context) not in seen]
+        seen.update((e.question, e.context) for e in new)
         more = make_features(new, tokenizer, max_length, stride).without_labels()
-        print(f"{len(new)} unlabelled questions -> {len(more)} more windows (they learn from the teacher alone); "
-              f"{len(extra) - len(new)} left out: already among the labelled ones")
+        print(f"{len(new)} unlabelled questions of {Path(path.split('#')[0]).name} -> {len(more)} more windows (they "
+              f"learn from the teacher alone); {len(extra) - len(new)} left out: already among the windows before")
         feats = feats + more
     return feats
 

@@ -194,3 +194,46 @@ def test_entry_models_load_each_folder_once_in_each_entrys_precision(tiny, tmp_p
     assert type(models["teacher_int8"].roberta.encoder.layer[0].intermediate.dense) is not torch.nn.Linear
     with pytest.raises(FileNotFoundError, match=r"student'.*Rerun the notebook that trains it"):
         entry_models(run, [{"name": "student"}])
+
+
+def test_compiled_variants_give_the_eager_logits_and_ratios_from_the_same_rounds(tmp_path):
+    """kit bench --int8 --compile: each precision again through torch.compile, timed in the same rounds; the
+    printed ratios are the rows' own medians divided. Skips where this machine cannot compile (no C++ compiler)."""
+    import kit.bench as bench
+    from kit.bench import random_batch, run_bench
+    from kit.int8 import quantize_int8
+    torch.manual_seed(0)
+    model = build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, max_length=64)).eval()
+    fast = bench.compiled(model)
+    if fast is None:
+        pytest.skip(f"torch.compile does not work here: {bench._COMPILE_ERROR}")
+    batch = random_batch(100, 1, 32)
+    with torch.no_grad():
+        assert torch.allclose(fast(**batch).start_logits, model(**batch).start_logits, atol=1e-5)
+        int8 = quantize_int8(model)
+        assert torch.allclose(bench.compiled(int8)(**batch).start_logits, int8(**batch).start_logits, atol=1e-3)
+    model_dir = tmp_path / "m"
+    model.save_pretrained(model_dir)
+    report = run_bench(models=[str(model_dir)], int8=True, compile=True, batch_sizes=(1,), seq_lens=[32], rounds=2,
+                       out=tmp_path / "bench.json")
+    assert [m["variant"] for m in report["models"]] == ["fp32", "int8", "fp32+compile", "int8+compile"]
+    ms = {m["variant"]: m["rows"][0]["latency_ms"] for m in report["models"]}
+    (row,) = report["compiled"]
+    assert row["int8_vs_fp32_compiled"] == round(ms["fp32+compile"] / ms["int8+compile"], 2)
+    assert row["int8_vs_fp32_eager"] == round(ms["fp32"] / ms["int8"], 2)
+
+
+def test_without_a_working_compile_the_benchmark_times_the_eager_models_and_says_why(monkeypatch, caplog):
+    import kit.bench as bench
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+    monkeypatch.setattr(bench, "_COMPILE_ERROR", None)      # not tried yet in this test
+    monkeypatch.setattr(torch, "compile", broken)
+    model = build_qa_model(qa_config("roberta", vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, max_length=64))
+    with caplog.at_level("WARNING"):
+        items = bench._variants("m", model, model.config, [32], int8=True, compile=True)
+    assert [it["variant"] for it in items] == ["fp32", "int8"]
+    assert "torch.compile does not work here (RuntimeError: no C++ compiler found)" in caplog.text

@@ -160,10 +160,39 @@ def test_unlabelled_questions_follow_the_labelled_ones_without_repeats(tiny, tmp
     labelled = teacher_windows(str(path), tok, 64, 16)
     feats = teacher_windows(str(path), tok, 64, 16, unlabelled=str(tmp_path / "v2.json"))
     printed = capsys.readouterr().out
-    assert "1 unlabelled questions -> 1 more windows" in printed and "8 left out: already among the labelled" in printed
+    assert "1 unlabelled questions of v2.json -> 1 more windows" in printed
+    assert "8 left out: already among the windows before" in printed
     assert len(feats) == len(labelled) + 1 and feats.input_ids[:len(labelled)] == labelled.input_ids
     assert feats.start_positions[-1] == feats.end_positions[-1] == UNLABELLED
     assert UNLABELLED not in labelled.start_positions
+
+
+def test_several_unlabelled_files_follow_in_order_each_question_once(tiny, tmp_path, capsys):
+    import json
+    from kit.losses import UNLABELLED
+    from kit.teacher_outputs import teacher_windows
+    from conftest import tiny_squad
+    path, _, tok, _, _ = tiny
+    v2 = tiny_squad()
+    v2["data"][0]["paragraphs"].append({"context": "Ana vive en Lima.", "qas": [
+        {"id": "x", "question": "¿Dónde nació Ana?", "answers": [], "is_impossible": True}]})
+    (tmp_path / "v2.json").write_text(json.dumps(v2, ensure_ascii=False))
+    extra = {"version": "v2.0", "data": [{"title": "t", "paragraphs": [
+        {"context": "Ana vive en Lima.", "qas": [        # the same question and context as v2.json's: once only
+            {"id": "y", "question": "¿Dónde nació Ana?", "answers": [], "is_impossible": True}]},
+        {"context": "Luis vive en Quito desde 1990.", "qas": [
+            {"id": "z", "question": "¿Dónde vive Luis?", "answers": [], "is_impossible": True}]}]}]}
+    (tmp_path / "extra.json").write_text(json.dumps(extra, ensure_ascii=False))
+    labelled = teacher_windows(str(path), tok, 64, 16)
+    first = teacher_windows(str(path), tok, 64, 16, unlabelled=str(tmp_path / "v2.json"))
+    capsys.readouterr()
+    both = teacher_windows(str(path), tok, 64, 16, unlabelled=f"{tmp_path / 'v2.json'}, {tmp_path / 'extra.json'}")
+    printed = capsys.readouterr().out
+    assert "1 unlabelled questions of extra.json -> 1 more windows" in printed
+    assert "1 left out: already among the windows before" in printed
+    assert len(both) == len(first) + 1 and both.input_ids[:len(first)] == first.input_ids   # v2.json's, then extra's
+    assert both.input_ids[-1] == tok("¿Dónde vive Luis?", "Luis vive en Quito desde 1990.")["input_ids"]
+    assert both.start_positions[len(labelled):] == [UNLABELLED] * 2
 
 
 def test_the_committed_es_local_outputs_fit_their_windows():
