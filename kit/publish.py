@@ -169,6 +169,9 @@ def params_record(pub: Publication, metrics: dict, old: dict, log: Path | None, 
     recipe, train_config, train_file = parse_command(command, pub.name)
     config_file = Path(pub.model or "-") / "train_config.json"
     params = dict(old)
+    if pub.command and recipe and run.get("recipe"):   # the command is published: it must be the run's own
+        _same_recipe(pub, run["recipe"], recipe)
+        run = {**run, "recipe": recipe}   # in the command's words: $KIT_SQUAD_ES_LOCAL/..., not this machine's paths
     params.update(command=command, publish=publish or publish_command(pub), recipe=run.get("recipe") or recipe)
     params["train_config"] = (json.loads(config_file.read_text()) if config_file.exists()
                               else old.get("train_config") or train_config)
@@ -183,6 +186,21 @@ def params_record(pub: Publication, metrics: dict, old: dict, log: Path | None, 
     if pub.note:
         params["note"] = pub.note
     return {k: v for k, v in params.items() if v not in (None, "")}
+
+
+# Recipe fields that name files: a command writes them portably ($KIT_SQUAD_ES_LOCAL/..., ${KIT_RUNS:-runs}/...)
+# where the run recorded the paths of the machine it ran on.
+PATH_FIELDS = ("teacher", "train", "unlabelled", "eval", "teacher_outputs", "init_from", "from_model",
+               "answerability_file")
+
+
+def _same_recipe(pub: Publication, ran: dict, command: dict) -> None:
+    """Refuse a --command whose recipe differs from the run's recipe.json in anything but the paths."""
+    differ = [k for k in command if k not in PATH_FIELDS and k in ran and ran[k] != command[k]]
+    if differ:
+        raise ValueError(f"{pub.name}: --command does not train the run in {pub.model}: "
+                         + "; ".join(f"{k} is {ran[k]!r} in its recipe.json, {command[k]!r} in the command"
+                                     for k in differ) + ". Publish the command that trained it.")
 
 
 def parse_command(command: str, name: str) -> tuple[dict | None, dict, str]:

@@ -174,6 +174,21 @@ def test_a_model_published_from_kit_runs_is_recorded_without_the_machines_path(t
     assert str(tmp_path / "elsewhere") not in json.dumps(params)
 
 
+def test_a_published_command_must_be_the_runs_own_and_gives_the_recipe_its_paths(tiny, distilled, tmp_path):
+    res, test = tmp_path / "results", tiny[0]
+    command = ('python -m kit distill --teacher "${KIT_RUNS:-runs}/t" --train "$KIT_SQUAD_ES_LOCAL/train.json" '
+               '--layers LAYERS --max-length 64 --stride 16 --out "${KIT_RUNS:-runs}/student"')
+    r = kit("publish", "--name", "student", "--role", "student", "--model", distilled, "--data", test, "--results",
+            res, "--command", command.replace("LAYERS", "2"))
+    assert r.returncode != 0 and "layers is 1 in its recipe.json, 2 in the command" in r.stderr
+    r = kit("publish", "--name", "student", "--role", "student", "--model", distilled, "--data", test, "--results",
+            res, "--command", command.replace("LAYERS", "1"))
+    assert r.returncode == 0, r.stderr
+    recipe = json.loads((res / "student.params.json").read_text())["recipe"]
+    assert (recipe["teacher"], recipe["train"], recipe["layers"]) == \
+        ("${KIT_RUNS:-runs}/t", "$KIT_SQUAD_ES_LOCAL/train.json", 1)
+
+
 @pytest.mark.parametrize("args, words", [
     (["publish", "--name", "s", "--role", "student", "--model", "runs/nope"], ["runs/nope", "no such model"]),
     (["publish", "--name", "s", "--role", "studnet", "--model", "MODEL"], ["--role 'studnet'", "baseline, int8"]),

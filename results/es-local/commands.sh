@@ -6,7 +6,8 @@
 #   TRAIN=1 bash results/es-local/commands.sh   # train every model first (about 11 h on a 2-core CPU: the fp32
 #                                                #   teacher 1.7 h, 7 students 0.3-1.6 h each, the bf16 teacher 1.2 h,
 #                                                #   its outputs 5 min, student5 of them 24 min,
-#                                                #   student4 of student5 43 min;
+#                                                #   student4 of student5 43 min; the augmentation lesson
+#                                                #   1.5 h: the teacher's outputs 23 min, two students about 35 min each;
 #                                                #   each run resumes from its checkpoint), then predict and publish
 #
 #   MEASURE=1 bash results/es-local/commands.sh # then time every entry and the depth sweep (kit bench, on a quiet
