@@ -9,7 +9,7 @@ from tqdm import tqdm   # the text bar: tqdm.auto warns in kernels without ipywi
 from .device import batch_to, place
 from .features import collate, make_features, postprocess
 from .int8 import quantize_int8
-from .models import fit_window
+from .models import fit_window, sdpa_attention
 from .metrics import PROTOCOLS, squad_scores
 from .precision import to_bf16
 
@@ -18,22 +18,24 @@ PRECISIONS = ("fp32", "bf16", "int8")   # what a model answers in (kit.precision
 
 @torch.no_grad()
 def window_logits(model, feats, pad_id: int, batch_size: int = 64):
-    """Start/end logits of every window; windows are batched by length so little padding is computed. The model
-    runs on kit.device.device() (moved there first, as kit.device's rule says), each batch where the model is."""
+    """Start/end logits of every window; windows are batched by length so little padding is computed, and attention
+    runs fused (kit.models.sdpa_attention). The model runs on kit.device.device() (moved there first, as
+    kit.device's rule says), each batch where the model is."""
     place(model)
     was_training = model.training
     model.eval()
     order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
     start, end = [None] * len(feats), [None] * len(feats)
-    for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, mininterval=5,
-                  disable=len(order) < 4 * batch_size or bool(os.environ.get("TQDM_DISABLE"))):
-        idx = order[i:i + batch_size]
-        batch = batch_to(collate(feats, idx, pad_id, with_labels=False), model)
-        out = model(**batch)
-        for row, f_i in enumerate(idx):
-            n = len(feats.input_ids[f_i])
-            start[f_i] = out.start_logits[row, :n].float().cpu()
-            end[f_i] = out.end_logits[row, :n].float().cpu()
+    with sdpa_attention(model):   # no attention maps needed here: the fused kernel, whatever the model trains with
+        for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, mininterval=5,
+                      disable=len(order) < 4 * batch_size or bool(os.environ.get("TQDM_DISABLE"))):
+            idx = order[i:i + batch_size]
+            batch = batch_to(collate(feats, idx, pad_id, with_labels=False), model)
+            out = model(**batch)
+            for row, f_i in enumerate(idx):
+                n = len(feats.input_ids[f_i])
+                start[f_i] = out.start_logits[row, :n].float().cpu()
+                end[f_i] = out.end_logits[row, :n].float().cpu()
     model.train(was_training)
     return start, end
 

@@ -10,6 +10,7 @@ BPE tokenizer (RoBERTa's kind) on the generated data, so nothing comes from the 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -40,6 +41,29 @@ def qa_config(arch: str = "roberta", *, vocab_size: int, hidden_size: int, num_h
 
 def build_qa_model(config, attn_implementation: str = "eager"):
     return AutoModelForQuestionAnswering.from_config(config, attn_implementation=attn_implementation)
+
+
+@contextlib.contextmanager
+def sdpa_attention(model):
+    """Run `model` with PyTorch's fused attention (SDPA) inside the block, then give it back its own attention.
+
+    Scoring needs no attention maps, so the eager attention that distillation needs (and the kit loads by
+    default) only costs time there: on the demo's 600 test questions a 3-layer student scored the same F1 in
+    4.0 s with SDPA against 5.5-5.9 s eager (2-core Intel Xeon with AMX). A model already on SDPA, a model
+    that is not a transformers model, and one whose architecture has no SDPA are left as they are."""
+    before = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    switched = False
+    if before not in (None, "sdpa") and hasattr(model, "set_attn_implementation"):
+        try:
+            model.set_attn_implementation("sdpa")
+            switched = True
+        except (ValueError, ImportError):   # the architecture has no SDPA path: score it as it is
+            pass
+    try:
+        yield model
+    finally:
+        if switched:
+            model.set_attn_implementation(before)
 
 
 def check_model_source(source: str):

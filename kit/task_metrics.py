@@ -13,6 +13,7 @@ import torch
 
 from .data import Example
 from .device import batch_to, place
+from .models import sdpa_attention
 from .multitask import MultiTaskModel
 from .task_windows import IGNORE, LabelledWindows, collate_labelled, question_answerable
 from .tasks import Task, task_windows
@@ -20,17 +21,20 @@ from .tasks import Task, task_windows
 
 @torch.no_grad()
 def head_predictions(model: MultiTaskModel, task: str, feats: LabelledWindows, pad_id: int, batch_size: int = 64):
-    """Logits of a sequence or token head for every window (a list, one tensor per window, padding cut off)."""
+    """Logits of a sequence or token head for every window (a list in the windows' order, one tensor per window,
+    padding cut off). Like kit.inference.window_logits: batched by length, attention fused."""
     was_training = model.training
     model.eval()
     place(model)   # kit.device's rule: models run on device(), batches follow them
-    out = []
-    for i in range(0, len(feats), batch_size):
-        idx = list(range(i, min(i + batch_size, len(feats))))
-        batch = batch_to({k: v for k, v in collate_labelled(feats, idx, pad_id).items() if k != "labels"}, model)
-        logits = model(task=task, **batch).float().cpu()
-        for row, j in enumerate(idx):
-            out.append(logits[row, :len(feats.input_ids[j])] if logits.dim() == 3 else logits[row])
+    order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
+    out = [None] * len(feats)
+    with sdpa_attention(model.qa):   # the encoder every head reads
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            batch = batch_to({k: v for k, v in collate_labelled(feats, idx, pad_id).items() if k != "labels"}, model)
+            logits = model(task=task, **batch).float().cpu()
+            for row, j in enumerate(idx):
+                out[j] = logits[row, :len(feats.input_ids[j])] if logits.dim() == 3 else logits[row]
     model.train(was_training)
     return out
 
