@@ -113,6 +113,13 @@ def split_by_question(feats: Features, fraction: float, seed: int = 0) -> tuple[
     return inside, [k for k, q in enumerate(feats.example_index) if q not in chosen]
 
 
+def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices of windows grouped into batches of similar length (shortest first), so that padding each batch to
+    its longest computes little padding; the caller puts each result back at its window's index."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def collate(feats: Features, indices, pad_id: int, with_labels: bool = True) -> dict[str, torch.Tensor]:
     """Pad the windows `indices` to their longest length (dynamic padding: short contexts stay cheap)."""
     width = max(len(feats.input_ids[i]) for i in indices)

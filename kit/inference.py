@@ -7,7 +7,7 @@ import torch
 from tqdm import tqdm   # the text bar: tqdm.auto warns in kernels without ipywidgets (the stored notebooks)
 
 from .device import batch_to, place
-from .features import collate, make_features, postprocess
+from .features import collate, length_batches, make_features, postprocess
 from .int8 import quantize_int8
 from .models import fit_window, sdpa_attention
 from .metrics import PROTOCOLS, squad_scores
@@ -24,12 +24,11 @@ def window_logits(model, feats, pad_id: int, batch_size: int = 64):
     place(model)
     was_training = model.training
     model.eval()
-    order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
     start, end = [None] * len(feats), [None] * len(feats)
     with sdpa_attention(model):   # no attention maps needed here: the fused kernel, whatever the model trains with
-        for i in tqdm(range(0, len(order), batch_size), desc="predict", leave=False, mininterval=5,
-                      disable=len(order) < 4 * batch_size or bool(os.environ.get("TQDM_DISABLE"))):
-            idx = order[i:i + batch_size]
+        for idx in tqdm(length_batches([len(ids) for ids in feats.input_ids], batch_size), desc="predict",
+                        leave=False, mininterval=5,
+                        disable=len(feats) < 4 * batch_size or bool(os.environ.get("TQDM_DISABLE"))):
             batch = batch_to(collate(feats, idx, pad_id, with_labels=False), model)
             out = model(**batch)
             for row, f_i in enumerate(idx):

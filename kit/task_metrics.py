@@ -13,6 +13,7 @@ import torch
 
 from .data import Example
 from .device import batch_to, place
+from .features import length_batches
 from .models import sdpa_attention
 from .multitask import MultiTaskModel
 from .task_windows import IGNORE, LabelledWindows, collate_labelled, question_answerable
@@ -26,11 +27,9 @@ def head_predictions(model: MultiTaskModel, task: str, feats: LabelledWindows, p
     was_training = model.training
     model.eval()
     place(model)   # kit.device's rule: models run on device(), batches follow them
-    order = sorted(range(len(feats)), key=lambda i: len(feats.input_ids[i]))
     out = [None] * len(feats)
     with sdpa_attention(model.qa):   # the encoder every head reads
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
+        for idx in length_batches([len(ids) for ids in feats.input_ids], batch_size):
             batch = batch_to({k: v for k, v in collate_labelled(feats, idx, pad_id).items() if k != "labels"}, model)
             logits = model(task=task, **batch).float().cpu()
             for row, j in enumerate(idx):

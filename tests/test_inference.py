@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from kit.features import make_features
+from kit.features import length_batches, make_features
 from kit.inference import window_logits
 from kit.models import build_qa_model, sdpa_attention
 from kit.multitask import MultiTaskModel
@@ -88,3 +88,8 @@ def test_sdpa_attention_gives_the_model_its_attention_back_after_an_error(tiny):
     plain = torch.nn.Linear(2, 2)                    # not a transformers model: used as it is
     with sdpa_attention(plain) as m:
         assert m is plain
+
+
+def test_length_batches_group_windows_shortest_first_and_cover_each_once():
+    assert length_batches([5, 2, 9, 2, 7], 2) == [[1, 3], [0, 4], [2]]
+    assert length_batches([], 4) == []
