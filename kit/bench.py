@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import os
@@ -248,27 +249,41 @@ def _item(key, name, variant, model, config, counts, seq_lens, tok=None, **extra
 
 
 def compiled(model):
-    """`model` through torch.compile (TorchInductor), or None where this machine cannot compile (no C++ compiler,
-    a torch without Inductor): the reason is logged once and the eager model still runs.
+    """`model` through torch.compile (TorchInductor) for inference, its weights frozen into the graph, or None where
+    this machine cannot compile (no C++ compiler, a torch without Inductor): `compile_error` logs why, once, and the
+    eager model still runs.
 
     Why a benchmark offers it. In eager PyTorch every small operation is its own pass over memory; around an int8
     GEMM that is several (quantising each token, the int32 -> fp32 scaling, the bias), which spend much of what the
     integer multiply saves (kit.int8.gemm_limit). Inductor fuses them with their neighbours (the LayerNorm or GELU
     before, the residual after) into a few compiled loops; it fuses the fp32 model's elementwise work too, so the
     fair comparison is compiled int8 against compiled fp32, both timed here. The first call compiles (seconds to a
-    minute per input shape): the benchmark's untimed warm-up call pays it."""
-    global _COMPILE_ERROR
-    if _COMPILE_ERROR is None:
-        try:   # compile something tiny first: a missing compiler shows here, not in the middle of the timing
-            torch.compile(lambda x: (x * 2).relu())(torch.ones(4))
-            _COMPILE_ERROR = ""
-        except Exception as e:   # Inductor raises many kinds (BackendCompilerFailed, CppCompileError, ...)
-            _COMPILE_ERROR = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
-            logging.warning("torch.compile does not work here (%s): no compiled variants are timed", _COMPILE_ERROR)
-    return None if _COMPILE_ERROR else torch.compile(model)
+    minute per input shape): the benchmark's untimed warm-up call pays it.
+
+    Why frozen (torch._inductor.config.freezing, set for the whole process: Inductor reads it when a model is first
+    called, under no_grad). Frozen weights are constants of the compiled graph, so Inductor lays each one out once
+    in the order its matrix kernels read (oneDNN's packed layouts), instead of at every call: for int8 it rewrites
+    kit.int8's GEMM and scaling into oneDNN's int8 linear with a packed weight (its pattern for per-token int8),
+    and fp32 linears get packed weights too. The compiled model is for inference only: it does not see later
+    changes to the weights."""
+    if compile_error():
+        return None
+    import torch._inductor.config
+    torch._inductor.config.freezing = True
+    return torch.compile(model)
 
 
-_COMPILE_ERROR = None   # None: not tried yet; "": torch.compile works here; else why it does not
+@functools.cache
+def compile_error() -> str:
+    """"" where torch.compile works on this machine, else why not (logged once): something tiny is compiled first,
+    so that a missing compiler shows here, not in the middle of a timing."""
+    try:
+        torch.compile(lambda x: (x * 2).relu())(torch.ones(4))
+        return ""
+    except Exception as e:   # Inductor raises many kinds (BackendCompilerFailed, CppCompileError, ...)
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
+        logging.warning("torch.compile does not work here (%s): no compiled variants are timed", reason)
+        return reason
 
 
 def _variants(name, model, config, seq_lens, int8=False, bf16=False, tok=None, compile=False) -> list[dict]:

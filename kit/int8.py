@@ -8,6 +8,9 @@ which uses the CPU's VNNI instructions where it has them), then scales back to f
 
     y[t, o] = (sum_i xq[t, i] * wq[o, i]) * x_scale[t] * w_scale[o] + bias[o]
 
+An attention block's query, key and value read the same input: quantize_int8 stacks them into one
+StackedInt8Linear (one quantise, one GEMM, one dequantise for the three; the same numbers).
+
 Why per token and not what torch.ao.quantization.quantize_dynamic does (one scale for the whole activation
 tensor, on 7 bits): one large activation then sets the step for every token, and the small ones round to
 zero. On the es-local 8-layer student (held-out training articles, F1 78.84 in fp32) that cost 27 F1 with
@@ -90,11 +93,61 @@ class Int8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 weights and activations"
 
 
-def quantize_int8(model, which: str = "all"):
+QKV = ("query", "key", "value")   # BERT, RoBERTa: an attention block's three projections, which read one input
+
+
+class StackedInt8Linear(Int8Linear):
+    """The query, key and value projections of one attention block as one Int8Linear over their stacked weights.
+
+    The three read the same input, so it is quantised once and multiplied in one GEMM instead of three smaller ones
+    (each call of the integer GEMM has a fixed cost, and each step another pass over memory): on the demo's student
+    at batch 1 that took compiled int8 from 1.85x to 2.05x the compiled fp32 student (2-core Intel Xeon with AMX,
+    docs/speed.md). Every output channel keeps its own weight scale and every token its own, so each part's numbers
+    are exactly those of its own Int8Linear. The block still calls `query(x)`, `key(x)` and `value(x)` (Int8Part):
+    the first part asked for an input computes all three, the others reuse them, and the last one lets them go."""
+
+    def __init__(self, linears: list[torch.nn.Linear]):
+        stacked = torch.nn.Linear(linears[0].in_features, sum(lin.out_features for lin in linears))
+        with torch.no_grad():
+            stacked.weight.copy_(torch.cat([lin.weight for lin in linears]))
+            stacked.bias.copy_(torch.cat([lin.bias if lin.bias is not None else torch.zeros(lin.out_features)
+                                          for lin in linears]))
+        super().__init__(stacked)
+        self.sizes = [lin.out_features for lin in linears]
+        self._input, self._parts = None, None
+
+    def part(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Output `index` of the stacked linears for input `x`."""
+        if self._input is not x:    # a new input (or a part asked twice): compute every part once
+            self._input, self._parts = x, self(x).split(self.sizes, dim=-1)
+        out = self._parts[index]
+        if index == len(self.sizes) - 1:   # the last part read: hold no tensor between forwards
+            self._input, self._parts = None, None
+        return out
+
+
+class Int8Part(torch.nn.Module):
+    """One linear of a StackedInt8Linear, called as that nn.Linear was."""
+
+    def __init__(self, stacked: StackedInt8Linear, index: int):
+        super().__init__()
+        self.__dict__["stacked"] = stacked   # not a submodule: the attention block holds it once, as `int8_qkv`
+        self.index, self.in_features, self.out_features = index, stacked.in_features, stacked.sizes[index]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stacked.part(self.index, x)
+
+    def extra_repr(self) -> str:
+        return f"part {self.index} of the block's int8_qkv, out_features={self.out_features}"
+
+
+def quantize_int8(model, which: str = "all", stack_qkv: bool = True):
     """A copy of `model` whose encoder nn.Linear layers are Int8Linear: all of them (which="all", the default)
     or only the feed-forward ones (which="feed_forward"). The QA head stays fp32: it is d x 2, so rounding it
-    saves nothing, and its logits choose the span. CPU only (int8_matmul on GPUs wants other shapes; use
-    bf16 there): the copy of a GPU model is made on the CPU and stays there. Check F1 on your own model: notebook 04 scores every variant it times."""
+    saves nothing, and its logits choose the span. With `stack_qkv` (and which="all"), each attention block's query,
+    key and value become one StackedInt8Linear: the same numbers in one GEMM. CPU only (int8_matmul on GPUs wants
+    other shapes; use bf16 there): the copy of a GPU model is made on the CPU and stays there. Check F1 on your own
+    model: notebook 04 scores every variant it times."""
     if which not in ("feed_forward", "all"):
         raise ValueError(f"which {which!r}: choose 'feed_forward' or 'all'.")
     device = next(model.parameters()).device
@@ -107,6 +160,18 @@ def quantize_int8(model, which: str = "all"):
     model.kit_cpu_only = True   # kit.device.place leaves it on the CPU
     chosen = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
               and not name.endswith(QA_HEAD) and (which == "all" or re.search(FEED_FORWARD_LINEAR, name))]
+    if stack_qkv:
+        blocks = {name.rpartition(".")[0] for name in chosen if name.rpartition(".")[2] in QKV}
+        for block in sorted(blocks):
+            holder = model.get_submodule(block)
+            names = [f"{block}.{child}" if block else child for child in QKV]
+            linears = [getattr(holder, child, None) for child in QKV]
+            if not all(n in chosen for n in names) or len({lin.in_features for lin in linears}) != 1:
+                continue
+            holder.int8_qkv = StackedInt8Linear(linears)
+            for index, child in enumerate(QKV):
+                setattr(holder, child, Int8Part(holder.int8_qkv, index))
+            chosen = [n for n in chosen if n not in names]
     for name in chosen:
         parent, _, child = name.rpartition(".")
         holder = model.get_submodule(parent)
@@ -130,14 +195,16 @@ def _time_pair(fp32, int8, rounds: int) -> tuple[float, float]:
 
 @torch.no_grad()
 def gemm_limit(model, tokens: int, rounds: int = 20, seed: int = 0) -> list[dict]:
-    """The most int8 can save in `model`'s linear layers on this CPU: for each (in, out) shape of the layers that
-    quantize_int8 turns into Int8Linear, the fp32 product of a (tokens, in) input by the weight against the integer
-    GEMM alone (int8_matmul, no quantising or scaling), timed in turns; then a row "all linears" weighing each shape
-    by how many layers have it. Its `speedup` is the limit an end-to-end int8 speed-up is held to."""
+    """The most int8 can save in `model`'s linear layers on this CPU: for each (in, out) shape of the Int8Linear
+    layers that quantize_int8 makes of it (a block's stacked query, key and value are one), the fp32 product of a
+    (tokens, in) input by a weight of that shape against the integer GEMM alone (int8_matmul, no quantising or
+    scaling), timed in turns; then a row "all linears" weighing each shape by how many layers have it. Its `speedup`
+    is the limit an end-to-end int8 speed-up is held to."""
     torch.manual_seed(seed)
     shapes: dict[tuple[int, int], int] = {}
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.Linear) and not name.endswith(QA_HEAD):
+    int8 = model if any(isinstance(m, Int8Linear) for m in model.modules()) else quantize_int8(model)
+    for m in int8.modules():
+        if isinstance(m, Int8Linear):
             shapes[(m.in_features, m.out_features)] = shapes.get((m.in_features, m.out_features), 0) + 1
     rows = []
     for (n_in, n_out), count in shapes.items():

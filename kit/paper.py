@@ -35,6 +35,8 @@ PAPER_SETTING = dict(
     teacher=TEACHER,
     student_layers=6, student_hidden=512, student_heads=16, student_ffn=3072,   # SpanishTinyRoBERTa, 51.2M
     init="random",                        # the student starts from random weights
+    student_dropout=0.1,                  # attention and hidden dropout: the teacher's config, which the reference's
+                                          # student config inherits (it sets only the shape)
     layer_map="uniform",                  # attention i <- teacher 4i+3, hidden i <- teacher 4i (0 = embeddings)
     attention="probs",                    # post-softmax maps (outputs.attentions), as in the paper's code
     projection="shared",                  # one Linear(512, 1024) for every hidden pair

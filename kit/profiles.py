@@ -69,6 +69,7 @@ _PAPER_DATA = dict(train_file=SQUAD_ES_V11["train"] + "#articles=:-10", validati
 _P = PAPER_SETTING
 _PAPER_STUDENT = dict(student_layers=_P["student_layers"], student_hidden=_P["student_hidden"],
                       student_heads=_P["student_heads"], student_ffn=_P["student_ffn"], init=_P["init"],
+                      student_dropout=_P["student_dropout"],
                       attention=_P["attention"], temperature=_P["temperature"], stages=_P["stages"],
                       normalisation=_P["normalisation"],
                       learning_rate=_P["learning_rate"], warmup=_P["warmup"], ablations=False, baseline=False,
@@ -95,7 +96,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                                       **_REAL, **_LONG),
         # the 8-layer student of results/es-local (student8, 2 epochs; student8_4ep trains it 2 more): bf16 copies ~2.3x
         "02_dense_distillation": dict(student_layers=8, student_hidden=384, init="teacher_layers",
-                                      teacher_layers="0,2,4,5,6,8,10,11", epochs=2, batch_size=16,
+                                      teacher_layers="0,2,4,5,6,8,10,11", student_dropout=0.1, epochs=2, batch_size=16,
                                       learning_rate=1e-4, ablations=False, baseline=True, sweep_fractions="",
                                       spread_seeds="", **_REAL, **_LONG),
         "03_multitask_training": dict(tasks="qa,answerability", answerability_file=f"{_S}/train-v2.0.json#articles=:31",

@@ -99,11 +99,13 @@ def run_folder(name: str, rounds: int, first_rounds: int) -> str:
 
 
 def train_arm(teacher, windows, cfg: TrainConfig, *, arm: str, seed: int, layers: int, copied: list[int],
-              pad_id: int, validate, save_extra, **distill_options) -> list[dict]:
+              pad_id: int, validate, save_extra, dropout: float | None = None, **distill_options) -> list[dict]:
     """One try of one run: a fresh student, seeded so that both arms and every try start from the same weights, trained
-    on `windows` for cfg.epochs rounds (with the teacher: kit.distill.distill; without: the task loss alone)."""
+    on `windows` for cfg.epochs rounds (with the teacher: kit.distill.distill; without: the task loss alone).
+    `dropout`: the student's attention and hidden dropout (None: the teacher's)."""
     torch.manual_seed(seed)   # both arms start from the same weights
-    model = build_student(teacher, num_hidden_layers=layers, init="teacher_layers", teacher_layers=copied)
+    rates = {} if dropout is None else dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    model = build_student(teacher, num_hidden_layers=layers, init="teacher_layers", teacher_layers=copied, **rates)
     if arm == "with teacher":
         return distill(teacher, model, windows, cfg, pad_id=pad_id, layer_map=LayerMap.copied(copied),
                        evaluate=validate, save_extra=save_extra, **distill_options)
@@ -113,7 +115,7 @@ def train_arm(teacher, windows, cfg: TrainConfig, *, arm: str, seed: int, layers
 
 def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seeds, layers: int, rounds: int,
                 pad_id: int, evaluate, validate, max_rounds: int = 0, on_run=None, save_extra=None,
-                **distill_options) -> list[dict]:
+                dropout: float | None = None, **distill_options) -> list[dict]:
     """Train and score both arms for every (share, seed); return one row per run, also written to
     out_dir/sweep.json.
 
@@ -122,8 +124,9 @@ def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seed
     evaluate(model) -> test metrics with "f1", scored once, on the run's best round by validation F1 (reloaded from
     its out_dir); validate(model) -> validation metrics with "f1", after every round. on_run(arm, fraction, seed,
     name, model, metrics, rounds) is called after each run with that model, its folder's name and its rounds
-    (notebook 02 records the smallest share's first-seed pair in its summary). distill_options go to
-    kit.distill.distill (weights, temperature, attention)."""
+    (notebook 02 records the smallest share's first-seed pair in its summary). `dropout`: the students' attention and
+    hidden dropout (None: the teacher's). distill_options go to kit.distill.distill (weights, temperature,
+    attention)."""
     copied = sweep_layers_for(teacher, layers)
     rows = []
     for fraction in fractions:
@@ -139,7 +142,8 @@ def label_sweep(teacher, features, cfg: TrainConfig, out_dir, *, fractions, seed
                                                 max_updates=0, seed=seed, save_every=0, progress_every=-1)   # quiet
                 log, tried = until_flat(
                     lambda r: train_arm(teacher, windows, arm_cfg(r), arm=arm, seed=seed, layers=layers, copied=copied,
-                                        pad_id=pad_id, validate=validate, save_extra=save_extra, **distill_options),
+                                        pad_id=pad_id, validate=validate, save_extra=save_extra, dropout=dropout,
+                                        **distill_options),
                     rounds, max(rounds, max_rounds))
                 # train() kept the best round by validation F1 in the run's folder: read the run there
                 run_cfg = arm_cfg(tried[-1])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kit.int8 import Int8Linear, quantize_int8
+from kit.int8 import Int8Linear, Int8Part, StackedInt8Linear, quantize_int8
 from kit.models import build_qa_model, qa_config
 
 
@@ -62,13 +62,48 @@ def test_int8_copy_is_close_to_fp32_and_leaves_the_original_alone():
         ref, q = model(**batch), quantized(**batch)
     assert type(model.roberta.encoder.layer[0].intermediate.dense) is torch.nn.Linear   # the fp32 model is untouched
     layer = quantized.roberta.encoder.layer[0]
-    for m in (layer.intermediate.dense, layer.output.dense, layer.attention.self.query, layer.attention.output.dense):
+    for m in (layer.intermediate.dense, layer.output.dense, layer.attention.output.dense):
         assert type(m) is Int8Linear
+    attention = layer.attention.self                 # query, key and value: parts of one stacked int8 linear
+    assert type(attention.int8_qkv) is StackedInt8Linear and attention.int8_qkv.out_features == 3 * 64
+    assert [(type(m), m.stacked, m.index) for m in (attention.query, attention.key, attention.value)] == [
+        (Int8Part, attention.int8_qkv, i) for i in range(3)]
     assert type(quantized.qa_outputs) is torch.nn.Linear                  # the QA head stays fp32
     ffn_only = quantize_int8(model, "feed_forward").roberta.encoder.layer[0]
     assert type(ffn_only.output.dense) is Int8Linear and type(ffn_only.attention.self.query) is torch.nn.Linear
     err = (q.start_logits - ref.start_logits).abs().max() / ref.start_logits.abs().max()
     assert 0 < err < 0.05
+
+
+def test_stacked_query_key_value_give_exactly_the_numbers_of_three_int8_linears():
+    torch.manual_seed(0)
+    linears = [torch.nn.Linear(8, n) for n in (8, 8, 4)]
+    stacked, alone = StackedInt8Linear(linears), [Int8Linear(lin) for lin in linears]
+    parts = [Int8Part(stacked, i) for i in range(3)]
+    x, other = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    with torch.no_grad():
+        for order in ((0, 1, 2), (2, 0, 1), (1, 1, 0, 2)):    # as a block calls them, another order, one part twice
+            for i in order:
+                assert torch.equal(parts[i](x), alone[i](x))
+        assert torch.equal(parts[0](x), alone[0](x)) and torch.equal(parts[1](other), alone[1](other))   # new input
+        assert torch.equal(parts[2](other), alone[2](other))
+    assert stacked._input is None and stacked._parts is None    # the last part read: no tensor kept
+
+
+def test_the_stacked_int8_model_equals_the_unstacked_one_and_compiles(tmp_path):
+    from kit.bench import compiled
+    model, stacked = _tiny_int8_pair()
+    unstacked = quantize_int8(model, stack_qkv=False)
+    assert not any(isinstance(m, StackedInt8Linear) for m in unstacked.modules())
+    ids = torch.randint(5, 60, (2, 24))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    with torch.no_grad():
+        ref = unstacked(**batch).start_logits
+        assert torch.equal(stacked(**batch).start_logits, ref)
+        fast = compiled(stacked)
+        if fast is not None:   # no C++ compiler here: the eager check above is the test
+            assert torch.allclose(fast(**batch).start_logits, ref, atol=1e-4)
+            assert torch.allclose(fast(**batch).start_logits, ref, atol=1e-4)   # a second call: no tensor kept wrong
 
 
 def test_int8_refuses_a_bad_choice_and_a_gpu_model(monkeypatch):
@@ -112,10 +147,10 @@ def test_gemm_limit_times_each_linear_shape_once_and_weighs_them_by_their_layers
     model, _ = _tiny_int8_pair()
     rows = gemm_limit(model, tokens=16, rounds=2)
     by_shape = {r["shape"]: r for r in rows}
-    # per layer: query, key, value, attention output (32 -> 32), intermediate (32 -> 48), output (48 -> 32); the
-    # QA head stays fp32 in quantize_int8, so it is not counted
+    # per layer: query, key and value stacked (32 -> 96), attention output (32 -> 32), intermediate (32 -> 48),
+    # output (48 -> 32); the QA head stays fp32 in quantize_int8, so it is not counted
     assert {s: r["layers"] for s, r in by_shape.items()} == {
-        "16x32 @ 32x32": 8, "16x32 @ 32x48": 2, "16x48 @ 48x32": 2, "all linears": 12}
+        "16x32 @ 32x96": 2, "16x32 @ 32x32": 2, "16x32 @ 32x48": 2, "16x48 @ 48x32": 2, "all linears": 8}
     total = by_shape.pop("all linears")
     assert total["fp32_ms"] == pytest.approx(sum(r["layers"] * r["fp32_ms"] for r in by_shape.values()))
     assert total["int8_gemm_ms"] == pytest.approx(sum(r["layers"] * r["int8_gemm_ms"] for r in by_shape.values()))
@@ -132,4 +167,4 @@ def test_kit_bench_gemm_limit_prints_and_writes_each_shape(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "16 tokens, median of 2 rounds" in out and "all linears" in out
     report = json.loads((tmp_path / "gemm.json").read_text())
-    assert [r["layers"] for r in report["models"][str(tmp_path / "m")]] == [8, 2, 2, 12]
+    assert [r["layers"] for r in report["models"][str(tmp_path / "m")]] == [2, 2, 2, 2, 8]

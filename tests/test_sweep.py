@@ -197,3 +197,23 @@ def test_convergence_report_names_the_runs_trained_longer_and_those_still_rising
         "1 peaked (best round before the last: read at it), 1 flat (last round their best, by less than 2 F1), 1 still "
         "rising. Still rising at the cap, so their test F1 is a lower bound (raise sweep_max_rounds to see where they "
         "settle): without teacher at 5%, seed 0 (+4.2 in its last round).")
+
+
+def test_the_sweep_students_take_the_dropout_they_are_given(tiny, tmp_path):
+    from kit.features import make_features
+    from kit.models import load_qa_model
+    from kit.train import TrainConfig
+    _, examples, tok, _, model_dir = tiny
+    teacher = load_qa_model(model_dir)
+    feats = make_features(examples, tok, 64, 16)
+    cfg = TrainConfig(out_dir="", batch_size=4, lr=1e-3, log_every=1, resume=False, progress_every=0)
+    rates = lambda folder: {k: json.loads((folder / "config.json").read_text())[k]
+                            for k in ("hidden_dropout_prob", "attention_probs_dropout_prob")}
+    teacher_rates = {k: getattr(teacher.config, k) for k in ("hidden_dropout_prob", "attention_probs_dropout_prob")}
+    assert set(teacher_rates.values()) != {0.0}       # else the two runs below could not tell the rates apart
+    for dropout, out in ((0.0, tmp_path / "none"), (None, tmp_path / "teachers")):
+        label_sweep(teacher, feats, cfg, out, fractions=[1.0], seeds=[0], layers=1, rounds=1, pad_id=tok.pad_token_id,
+                    evaluate=lambda m: {"f1": 0.0}, validate=lambda m: {"f1": 0.0}, dropout=dropout)
+        for folder in (out / "student_100pct", out / "baseline_100pct"):   # both arms
+            assert rates(folder) == (teacher_rates if dropout is None else
+                                     {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
